@@ -1,0 +1,96 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * AWS Signature Version 4, shared by the S3 API and identity's /v3/ec2tokens.
+ * The canonical request is built from what the client sent; callers pass the
+ * path exactly as it appeared on the wire.
+ */
+export interface SigV4Input {
+  method: string;
+  /** Raw (already URI-encoded) path as sent. */
+  path: string;
+  /** Query parameters, decoded. X-Amz-Signature is ignored. */
+  query: [string, string][];
+  /** Header names lower-cased. */
+  headers: Record<string, string | string[] | undefined>;
+  signedHeaders: string[];
+  payloadHash: string;
+  amzDate: string; // 20130524T000000Z
+  scope: { date: string; region: string; service: string };
+  /** S3 does not double-encode the path; other services do. */
+  service?: 's3' | 'other';
+}
+
+const sha256hex = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+const hmac = (k: Buffer | string, s: string) => createHmac('sha256', k).update(s).digest();
+
+/** RFC 3986 encoding the way SigV4 wants it (unreserved chars kept). */
+export const awsEncode = (s: string, keepSlash = false): string =>
+  encodeURIComponent(s)
+    .replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+    .replace(keepSlash ? /%2F/g : /$^/, '/');
+
+export function canonicalRequest(i: SigV4Input): string {
+  const query = i.query
+    .filter(([k]) => k !== 'X-Amz-Signature')
+    .map(([k, v]) => [awsEncode(k), awsEncode(v)] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+  const headers = i.signedHeaders
+    .map((h) => {
+      const v = i.headers[h];
+      const val = Array.isArray(v) ? v.join(',') : (v ?? '');
+      return `${h}:${val.trim().replace(/\s+/g, ' ')}\n`;
+    })
+    .join('');
+  const path = i.service === 's3' ? i.path || '/' : i.path.split('/').map((seg) => awsEncode(decodeURIComponentSafe(seg))).join('/') || '/';
+  return [i.method, path, query, headers, i.signedHeaders.join(';'), i.payloadHash].join('\n');
+}
+
+function decodeURIComponentSafe(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+export function stringToSign(i: SigV4Input): string {
+  const scope = `${i.scope.date}/${i.scope.region}/${i.scope.service}/aws4_request`;
+  return ['AWS4-HMAC-SHA256', i.amzDate, scope, sha256hex(canonicalRequest(i))].join('\n');
+}
+
+export function signingKey(secret: string, scope: { date: string; region: string; service: string }): Buffer {
+  const kDate = hmac('AWS4' + secret, scope.date);
+  const kRegion = hmac(kDate, scope.region);
+  const kService = hmac(kRegion, scope.service);
+  return hmac(kService, 'aws4_request');
+}
+
+export function signV4(i: SigV4Input, secret: string): string {
+  return createHmac('sha256', signingKey(secret, i.scope)).update(stringToSign(i)).digest('hex');
+}
+
+export function safeEqualHex(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** Parses `AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request, SignedHeaders=a;b, Signature=...`. */
+export function parseAuthorization(h: string): { access: string; scope: { date: string; region: string; service: string }; signedHeaders: string[]; signature: string } | null {
+  const m = /^AWS4-HMAC-SHA256\s+(.*)$/.exec(h.trim());
+  if (!m) return null;
+  const parts: Record<string, string> = {};
+  for (const p of m[1]!.split(/\s*,\s*/)) {
+    const i = p.indexOf('=');
+    if (i > 0) parts[p.slice(0, i).trim()] = p.slice(i + 1).trim();
+  }
+  const cred = parts.Credential?.split('/');
+  if (!cred || cred.length !== 5 || !parts.SignedHeaders || !parts.Signature) return null;
+  return {
+    access: cred[0]!, scope: { date: cred[1]!, region: cred[2]!, service: cred[3]! },
+    signedHeaders: parts.SignedHeaders.split(';'), signature: parts.Signature,
+  };
+}
