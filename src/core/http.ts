@@ -149,32 +149,35 @@ export function createApp(opts: AppOptions): FastifyInstance {
     }
   });
 
-  app.addHook('preHandler', async (req) => {
+  app.addHook('preHandler', (req, _reply, done) => {
     const cfg = req.routeOptions.config.stratus;
-    if (!cfg || cfg.public) return;
-    if (!req.auth) throw new ApiError(401, req.authError ?? 'The request you have made requires authentication.', 'Unauthorized');
+    if (!cfg || cfg.public || req.auth) return done();
+    done(new ApiError(401, req.authError ?? 'The request you have made requires authentication.', 'Unauthorized'));
   });
 
   // Fail closed: a non-public route that answered with success without its
   // policy having been enforced is a bug; the caller gets a 500, not the data.
-  app.addHook('onSend', async (req, reply, payload) => {
+  app.addHook('onSend', (req, reply, payload, done) => {
     const cfg = req.routeOptions.config?.stratus;
     if (cfg && !cfg.public && !req.policyChecked && reply.statusCode < 400) {
       opts.log.error({ reqId: req.id, url: req.url }, 'policy was not enforced on a protected route');
       reply.code(500);
       reply.header('content-type', 'application/json');
-      return JSON.stringify(renderError(cfg.format, 500, `Internal error (request ${req.id}).`));
+      done(null, JSON.stringify(renderError(cfg.format, 500, `Internal error (request ${req.id}).`)));
+      return;
     }
-    return payload;
+    done(null, payload);
   });
 
-  app.addHook('onResponse', async (req, reply) => {
-    if (opts.log.isLevelEnabled('info'))
+  // Access log (skipped entirely when the level is above info: hot path).
+  if (opts.log.isLevelEnabled('info'))
+    app.addHook('onResponse', (req, reply, done) => {
       opts.log.info(
         { reqId: req.id, method: req.method, url: req.url, status: reply.statusCode, ms: Number(reply.elapsedTime.toFixed(2)), user: req.auth?.userId },
         'request',
       );
-  });
+      done();
+    });
 
   app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string; validation?: unknown }, req, reply) => {
     const format = req.routeOptions.config?.stratus?.format ?? formatForUrl(req.url);

@@ -60,6 +60,7 @@ const auditId = () => randomBytes(16).toString('base64url').slice(0, 22);
 export class TokenService implements TokenValidator {
   private revocations: RevocationRow[] = [];
   private cache = new Map<string, { gen: number; ctx: AuthContext }>();
+  private renderCache = new Map<string, { gen: number; body: Record<string, unknown> }>();
   private static readonly CACHE_MAX = 20_000;
   adminProjectId: string | null = null;
 
@@ -344,6 +345,18 @@ export class TokenService implements TokenValidator {
 
   /** The Keystone token body (POST and GET /v3/auth/tokens). */
   async render(ctx: AuthContext, withCatalog: boolean): Promise<Record<string, unknown>> {
+    // Validation responses are re-served from cache until any identity change.
+    const key = (withCatalog ? 'c' : 'n') + ctx.token;
+    const hit = this.renderCache.get(key);
+    if (hit && hit.gen === this.c.generation) return hit.body;
+    const gen = this.c.generation;
+    const body = await this.renderFresh(ctx, withCatalog);
+    if (this.renderCache.size >= TokenService.CACHE_MAX) this.renderCache.delete(this.renderCache.keys().next().value as string);
+    this.renderCache.set(key, { gen, body });
+    return body;
+  }
+
+  private async renderFresh(ctx: AuthContext, withCatalog: boolean): Promise<Record<string, unknown>> {
     const user = await this.users.getRow(ctx.userId);
     const t: Record<string, unknown> = {
       methods: ctx.methods,

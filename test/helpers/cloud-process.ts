@@ -1,0 +1,125 @@
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+export interface RunningCloud {
+  dataDir: string;
+  port: number;
+  url: string;
+  proc: ChildProcess;
+  output: () => string;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<number | null>;
+  /** Remove the data dir (after stop). */
+  cleanup(): void;
+}
+
+/**
+ * Starts `./stratus up` exactly as an operator would, on a temp data dir and
+ * a free loopback port, and resolves once it prints its ready line.
+ */
+export async function startCloud(opts: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningCloud> {
+  const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'stratus-e2e-'));
+  const port = opts.port ?? (await freePort());
+  const proc = spawn(join(ROOT, 'stratus'), ['up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, ...(opts.args ?? [])], {
+    cwd: ROOT,
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((res) => proc.once('exit', (code) => res(code)));
+  const timeoutMs = opts.timeoutMs ?? 180_000;
+  await new Promise<void>((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`stratus up not ready after ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    const check = () => {
+      if (out.includes('stratus ready:')) {
+        clearTimeout(t);
+        res();
+      }
+    };
+    proc.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(t);
+      rej(new Error(`stratus up exited with ${code} before ready:\n${out}`));
+    });
+  });
+  return {
+    dataDir,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    proc,
+    output: () => out,
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+    cleanup() {
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs Debian's `openstack` CLI (with Debian's python, not a pyenv shim)
+ * against the cloud's clouds.yaml.
+ */
+export function openstack(cloud: RunningCloud, who: 'stratus-admin' | 'stratus-demo' | null, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  const argv = [...(who ? ['--os-cloud', who] : []), ...args];
+  return new Promise((res) => {
+    execFile(
+      '/usr/bin/openstack',
+      argv,
+      {
+        env: { PATH: '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', OS_CLIENT_CONFIG_FILE: join(cloud.dataDir, 'clouds.yaml'), ...env },
+        timeout: 120_000,
+        maxBuffer: 16 * 1024 * 1024,
+      },
+      (err, stdout, stderr) => res({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** Runs the CLI and parses `-f json` output; throws with stderr on failure. */
+export async function osJson<T = Record<string, unknown>>(cloud: RunningCloud, who: 'stratus-admin' | 'stratus-demo' | null, args: string[], env?: NodeJS.ProcessEnv): Promise<T> {
+  const r = await openstack(cloud, who, [...args, '-f', 'json'], env);
+  if (r.code !== 0) throw new Error(`openstack ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+export async function osOk(cloud: RunningCloud, who: 'stratus-admin' | 'stratus-demo' | null, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
+  const r = await openstack(cloud, who, args, env);
+  if (r.code !== 0) throw new Error(`openstack ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+export const hasOpenstackCli = () => existsSync('/usr/bin/openstack');
+export const readSecret = (cloud: RunningCloud, name: string) => readFileSync(join(cloud.dataDir, 'secrets', name), 'utf8').trim();
