@@ -34,6 +34,13 @@ export interface StratusConfig {
     /** 0 disables lockout. */
     lockoutFailureAttempts: number;
     lockoutDurationSeconds: number;
+    /**
+     * true (default): the admin role is cloud-wide only on a system-scoped
+     * token or on the admin project. false: Keystone's legacy behaviour
+     * (enforce_scope = False), where admin on any project is a cloud admin —
+     * what tooling such as Tempest's dynamic credentials assumes.
+     */
+    enforceScope: boolean;
   };
 }
 
@@ -59,6 +66,7 @@ export function defaultConfig(dataDir = './data'): StratusConfig {
       passwordHashCost: 12,
       lockoutFailureAttempts: 0,
       lockoutDurationSeconds: 1800,
+      enforceScope: true,
     },
   };
 }

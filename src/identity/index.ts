@@ -16,7 +16,7 @@ import { FernetKeyRepository } from './service/fernet-keys.js';
 import { encrypt, decrypt } from './service/fernet.js';
 
 export { identityMigrations } from './store/migrations.js';
-export { identityPolicies, basePolicies } from './policies.js';
+export { identityPolicies, basePolicies, legacyAdminPolicies } from './policies.js';
 
 /** The identity service with all its parts wired together. */
 export class Identity {

@@ -21,6 +21,12 @@ export const basePolicies: Record<string, string> = {
 
 const R = 'rule:cloud_reader';
 const A = 'rule:cloud_admin';
+/** Keystone's enforce_scope = False: any project admin is a cloud admin. */
+export const legacyAdminPolicies: Record<string, string> = {
+  cloud_admin: 'role:admin',
+  cloud_reader: 'role:admin or (role:reader and (system_scope:all or is_admin_project:True))',
+};
+
 export const identityPolicies: Record<string, string> = {
   'identity:get_domain': `${R} or domain_id:%(target.domain.id)s or project_domain_id:%(target.domain.id)s or user_domain_id:%(target.domain.id)s`,
   'identity:list_domains': R,

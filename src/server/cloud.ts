@@ -8,7 +8,7 @@ import { InProcessBus, type Bus } from '../core/bus.js';
 import { QuotaEngine, quotaMigrations } from '../core/quota.js';
 import { PolicyEngine, loadPolicyFile } from '../core/policy.js';
 import { createApp, mountService } from '../core/http.js';
-import { Identity, identityMigrations, identityPolicies, basePolicies } from '../identity/index.js';
+import { Identity, identityMigrations, identityPolicies, basePolicies, legacyAdminPolicies } from '../identity/index.js';
 import { identityRoutes } from '../identity/api/index.js';
 import { versionDoc } from '../identity/api/auth.js';
 import { writeClientConfig } from './client-config.js';
@@ -36,7 +36,7 @@ export class Cloud {
     this.log = opts.log ?? createLogger(config.dataDir, config.logLevel);
     this.database = openDatabase(config.databaseUrl, config.dataDir);
     this.bus = new InProcessBus((e, where) => this.log.error({ err: e, where }, 'bus handler failed'));
-    this.policy = new PolicyEngine({ ...basePolicies, ...identityPolicies });
+    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies });
     this.quota = new QuotaEngine(this.database);
     this.identity = new Identity(this.database, config, this.log, this.bus);
     this.app = createApp({ log: this.log, maxJsonBodyBytes: config.maxJsonBodyBytes, validator: this.identity.tokens, policy: this.policy });

@@ -56,4 +56,6 @@ export const IdParam = Type.Object({ id: Type.String({ maxLength: 255 }) });
 export const ListQuery = <T extends TProperties>(extra: T) =>
   Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 0 })), marker: Type.Optional(Type.String()), ...extra }, { additionalProperties: true });
 export const Name = Type.String({ minLength: 1, maxLength: 255 });
+/** Keystone limits project, domain and group names to 64 characters. */
+export const Name64 = Type.String({ minLength: 1, maxLength: 64 });
 export const OptStr = (max = 65535) => Type.Optional(Type.String({ maxLength: max }));

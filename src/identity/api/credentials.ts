@@ -6,6 +6,14 @@ import type { Identity } from '../index.js';
 import { listBody, selfLink, type ApiEnv } from './common.js';
 import type { AppCred, Credential } from '../service/credentials.js';
 
+/** ISO 8601 → microseconds since the epoch (naive times are UTC, as in Keystone). */
+function parseMicros(s: string): number {
+  const m = /^(.*?)(?:\.(\d{1,6}))?(Z|[+-]\d\d:?\d\d)?$/.exec(s.trim());
+  if (!m) return NaN;
+  const ms = Date.parse(m[1]! + (m[3] ?? 'Z'));
+  return ms * 1000 + Number((m[2] ?? '').padEnd(6, '0') || 0);
+}
+
 const RoleRef = Type.Object({ id: Type.Optional(Type.String()), name: Type.Optional(Type.String()), domain_id: Type.Optional(Type.Union([Type.String(), Type.Null()])) }, { additionalProperties: false });
 const AppCredCreate = Type.Object(
   {
@@ -72,7 +80,7 @@ export function credentialRoutes(id: Identity, env: ApiEnv, policy: PolicyEngine
         }
         let expiresAt: number | null = null;
         if (b.expires_at) {
-          expiresAt = Date.parse(b.expires_at.endsWith('Z') || /[+-]\d\d:?\d\d$/.test(b.expires_at) ? b.expires_at : b.expires_at + 'Z');
+          expiresAt = parseMicros(b.expires_at);
           if (Number.isNaN(expiresAt)) throw badRequest(`Invalid input for field 'expires_at': ${b.expires_at} is not a valid date.`);
         }
         const created = await id.creds.createAppCred({

@@ -1,28 +1,28 @@
 import { Type } from '@sinclair/typebox';
 import { defineRoute, type RouteDef } from '../../core/http.js';
 import type { Identity } from '../index.js';
-import { boolParam, IdParam, ListQuery, Name, OptStr, pagedList, selfLink, type ApiEnv } from './common.js';
+import { boolParam, IdParam, ListQuery, Name64, OptStr, pagedList, selfLink, type ApiEnv } from './common.js';
 import type { Domain, Project } from '../service/resources.js';
 
 const Tags = Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: '^[^,/]*$' }), { maxItems: 80 }));
 const DomainCreate = Type.Object(
   {
     domain: Type.Object(
-      { name: Name, description: OptStr(), enabled: Type.Optional(Type.Boolean()), tags: Tags, options: Type.Optional(Type.Object({})), explicit_domain_id: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9_-]{1,64}$' })) },
+      { name: Name64, description: OptStr(), enabled: Type.Optional(Type.Boolean()), tags: Tags, options: Type.Optional(Type.Object({})), explicit_domain_id: Type.Optional(Type.String({ pattern: '^[a-zA-Z0-9_-]{1,64}$' })) },
       { additionalProperties: true },
     ),
   },
   { additionalProperties: false },
 );
 const DomainUpdate = Type.Object(
-  { domain: Type.Object({ name: Type.Optional(Name), description: OptStr(), enabled: Type.Optional(Type.Boolean()), tags: Tags, options: Type.Optional(Type.Object({})) }, { additionalProperties: true, minProperties: 1 }) },
+  { domain: Type.Object({ name: Type.Optional(Name64), description: OptStr(), enabled: Type.Optional(Type.Boolean()), tags: Tags, options: Type.Optional(Type.Object({})) }, { additionalProperties: true, minProperties: 1 }) },
   { additionalProperties: false },
 );
 const ProjectCreate = Type.Object(
   {
     project: Type.Object(
       {
-        name: Name, domain_id: Type.Optional(Type.String()), parent_id: Type.Optional(Type.Union([Type.String(), Type.Null()])), description: OptStr(),
+        name: Name64, domain_id: Type.Optional(Type.Union([Type.String(), Type.Null()])), parent_id: Type.Optional(Type.Union([Type.String(), Type.Null()])), description: OptStr(),
         enabled: Type.Optional(Type.Boolean()), is_domain: Type.Optional(Type.Boolean()), tags: Tags, options: Type.Optional(Type.Object({})),
       },
       { additionalProperties: true },
@@ -33,7 +33,7 @@ const ProjectCreate = Type.Object(
 const ProjectUpdate = Type.Object(
   {
     project: Type.Object(
-      { name: Type.Optional(Name), description: OptStr(), enabled: Type.Optional(Type.Boolean()), tags: Tags, options: Type.Optional(Type.Object({})), domain_id: Type.Optional(Type.String()), parent_id: Type.Optional(Type.String()), is_domain: Type.Optional(Type.Boolean()) },
+      { name: Type.Optional(Name64), description: OptStr(), enabled: Type.Optional(Type.Boolean()), tags: Tags, options: Type.Optional(Type.Object({})), domain_id: Type.Optional(Type.String()), parent_id: Type.Optional(Type.String()), is_domain: Type.Optional(Type.Boolean()) },
       { additionalProperties: true, minProperties: 1 },
     ),
   },
@@ -95,10 +95,12 @@ export function resourceRoutes(id: Identity, env: ApiEnv): RouteDef<any, any, an
     }),
     defineRoute({
       method: 'POST', url: '/projects', policy: 'identity:create_project', body: ProjectCreate, status: 201, errors: [409],
-      target: (req) => ({ project: { domain_id: req.body.project.domain_id ?? 'default' } }),
+      target: (req) => ({ project: { domain_id: req.body.project.domain_id ?? req.auth?.projectDomainId ?? req.auth?.domainId ?? 'default' } }),
       handler: async (req) => {
-        const { parent_id, ...rest } = req.body.project;
-        return { project: p(await id.resources.createProject({ ...rest, ...(parent_id ? { parent_id } : {}) })) };
+        const { parent_id, domain_id, ...rest } = req.body.project;
+        // Keystone puts a project without a domain into the caller's domain.
+        const dom = domain_id ?? req.auth?.projectDomainId ?? req.auth?.domainId ?? undefined;
+        return { project: p(await id.resources.createProject({ ...rest, ...(dom ? { domain_id: dom } : {}), ...(parent_id ? { parent_id } : {}) })) };
       },
     }),
     defineRoute({
@@ -136,6 +138,14 @@ export function resourceRoutes(id: Identity, env: ApiEnv): RouteDef<any, any, an
       body: Type.Object({ tags: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 80 }) }, { additionalProperties: false }),
       target: async (req) => ({ project: await id.resources.getProject(req.params.id) }),
       handler: async (req) => ({ tags: (await id.resources.updateProject(req.params.id, { tags: req.body.tags })).tags }),
+    }),
+    defineRoute({
+      method: 'DELETE', url: '/projects/:id/tags', policy: 'identity:update_project', params: IdParam, status: 204, errors: [404],
+      target: async (req) => ({ project: await id.resources.getProject(req.params.id) }),
+      handler: async (req, reply) => {
+        await id.resources.updateProject(req.params.id, { tags: [] });
+        reply.code(204).send();
+      },
     }),
     defineRoute({
       method: ['PUT'], url: '/projects/:id/tags/:tag', policy: 'identity:update_project', status: 201, errors: [404],

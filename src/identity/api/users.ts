@@ -80,9 +80,9 @@ export function userRoutes(id: Identity, env: ApiEnv): RouteDef<any, any, any>[]
       },
     }),
     defineRoute({
-      method: 'POST', url: '/users/:id/password', policy: 'identity:change_password', params: IdParam, status: 204, errors: [404],
+      method: 'POST', url: '/users/:id/password', policy: null, params: IdParam, status: 204, errors: [404],
       body: Type.Object({ user: Type.Object({ original_password: Type.String({ maxLength: 4096 }), password: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false }) }, { additionalProperties: false }),
-      target: (req) => userTarget(req.params.id),
+      // Self-service and unprotected, as in Keystone: the original password is the credential.
       handler: async (req, reply) => {
         await id.users.changePassword(req.params.id, req.body.user.original_password, req.body.user.password);
         reply.code(204).send();

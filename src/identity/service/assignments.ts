@@ -167,6 +167,11 @@ export class AssignmentService {
     }
     return out;
   }
+  /** Domain-specific roles are never effective themselves, only what they imply. */
+  private async globalOnly(ids: Set<string>): Promise<Set<string>> {
+    const { byId } = await this.roles();
+    return new Set([...ids].filter((id) => !byId.get(id)?.domain_id));
+  }
   async roleNames(ids: Iterable<string>): Promise<{ id: string; name: string; domain_id: string | null }[]> {
     const { byId } = await this.roles();
     return [...ids].map((id) => byId.get(id)).filter((r): r is RoleRow => !!r).map((r) => ({ id: r.id, name: r.name, domain_id: r.domain_id || null }));
@@ -231,19 +236,19 @@ export class AssignmentService {
         .where('actor_id', 'in', actors).where('target_id', 'in', inheritTargets).where('inherited', '=', 1).execute();
       ids.push(...inh.map((r) => r.role_id));
     }
-    return this.expand(ids);
+    return this.globalOnly(await this.expand(ids));
   }
   async effectiveDomainRoles(userId: string, domainId: string): Promise<Set<string>> {
     const actors = [userId, ...(await this.hooks.userGroupIds(userId))];
     const rows = await this.c.db.selectFrom('id_assignments').select('role_id')
       .where('actor_id', 'in', actors).where('target_id', '=', domainId).where('type', 'in', ['UserDomain', 'GroupDomain']).where('inherited', '=', 0).execute();
-    return this.expand(rows.map((r) => r.role_id));
+    return this.globalOnly(await this.expand(rows.map((r) => r.role_id)));
   }
   async effectiveSystemRoles(userId: string): Promise<Set<string>> {
     const actors = [userId, ...(await this.hooks.userGroupIds(userId))];
     const rows = await this.c.db.selectFrom('id_assignments').select('role_id')
       .where('actor_id', 'in', actors).where('target_id', '=', 'system').where('type', 'in', ['UserSystem', 'GroupSystem']).execute();
-    return this.expand(rows.map((r) => r.role_id));
+    return this.globalOnly(await this.expand(rows.map((r) => r.role_id)));
   }
   /** Projects where the user has any effective role (for /auth/projects, /users/{id}/projects). */
   async projectsForUser(userId: string, allProjects: { id: string; domain_id: string; parent_id: string | null }[]): Promise<string[]> {
@@ -308,6 +313,8 @@ export class AssignmentService {
         }
       }
       out.push(...extra);
+      const { byId } = await this.roles();
+      out = out.filter((a) => !byId.get(a.roleId)?.domain_id);
       const keys = new Set<string>();
       out = out.filter((a) => {
         const k = [a.roleId, a.userId, a.projectId, a.domainId, a.system].join('|');

@@ -28,9 +28,12 @@ function checkSecret(s: string, stored: string): boolean {
   return got.length === want.length && timingSafeEqual(got, want);
 }
 
+/** App credential expiry is kept in microseconds and rendered as Keystone does (naive ISO, 6 digits). */
+const microIso = (us: number) => new Date(Math.floor(us / 1000)).toISOString().replace(/\.\d{3}Z$/, '.' + String(us % 1_000_000).padStart(6, '0'));
+
 const appCredView = (r: AppCredRow): AppCred => ({
   id: r.id, name: r.name, description: r.description, user_id: r.user_id, project_id: r.project_id,
-  expires_at: r.expires_at ? isoMicro(r.expires_at) : null, unrestricted: bool(r.unrestricted), roles: parseJson(r.roles, []), access_rules: parseJson(r.access_rules, []),
+  expires_at: r.expires_at ? microIso(r.expires_at) : null, unrestricted: bool(r.unrestricted), roles: parseJson(r.roles, []), access_rules: parseJson(r.access_rules, []),
 });
 
 export interface BlobCipher {
@@ -57,7 +60,7 @@ export class CredentialService {
       description: input.description ?? '', expires_at: input.expiresAt ?? null, unrestricted: int(input.unrestricted ?? false),
       roles: JSON.stringify(input.roles), access_rules: JSON.stringify(input.accessRules ?? []), created_at: Date.now(),
     };
-    if (row.expires_at !== null && row.expires_at <= Date.now()) throw badRequest('The expiration time of an application credential must be in the future.');
+    if (row.expires_at !== null && row.expires_at <= Date.now() * 1000) throw badRequest('The expiration time of an application credential must be in the future.');
     try {
       await this.c.db.insertInto('id_app_creds').values(row).execute();
     } catch (e) {
@@ -93,7 +96,7 @@ export class CredentialService {
     else if (ref.name && ref.userId)
       row = await this.c.db.selectFrom('id_app_creds').selectAll().where('user_id', '=', ref.userId).where('name', '=', ref.name).executeTakeFirst();
     if (!row || !checkSecret(secret, row.secret_hash)) throw unauthorized();
-    if (row.expires_at !== null && row.expires_at <= Date.now()) throw unauthorized();
+    if (row.expires_at !== null && row.expires_at <= Date.now() * 1000) throw unauthorized();
     return row;
   }
 

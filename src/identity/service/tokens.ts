@@ -187,7 +187,7 @@ export class TokenService implements TokenValidator {
     }
     if (p.ac) {
       const ac = await this.creds.getAppCredRow(p.ac);
-      if (!ac || (ac.expires_at !== null && ac.expires_at <= Date.now())) return null;
+      if (!ac || (ac.expires_at !== null && ac.expires_at <= Date.now() * 1000)) return null;
       const allowed = await this.assignments.expand((JSON.parse(ac.roles) as { id: string }[]).map((r) => r.id));
       roleIds = new Set([...roleIds].filter((r) => allowed.has(r)));
     }
@@ -234,7 +234,7 @@ export class TokenService implements TokenValidator {
         if (!u || !bool(u.enabled)) throw fail();
         appCredId = row.id;
         appCredProject = row.project_id;
-        appCredExpires = row.expires_at;
+        appCredExpires = row.expires_at === null ? null : Math.floor(row.expires_at / 1000);
       } else {
         throw unauthorized(`Attempted to authenticate with an unsupported method: ${m}.`);
       }

@@ -67,7 +67,7 @@ export class UserService {
   async create(input: { name: string; domain_id?: string; enabled?: boolean; password?: string | null; default_project_id?: string; [k: string]: unknown }): Promise<User> {
     const domainId = input.domain_id ?? DEFAULT_DOMAIN_ID;
     const dom = await this.c.db.selectFrom('id_domains').select('id').where('id', '=', domainId).executeTakeFirst();
-    if (!dom) throw badRequest(`Could not find domain: ${domainId}.`);
+    if (!dom) throw notFound(`Could not find domain: ${domainId}.`);
     const now = Date.now();
     const row: UserRow = {
       id: typeof input.id === 'string' ? input.id : hexId(), name: input.name, domain_id: domainId, enabled: int(input.enabled ?? true),
@@ -113,10 +113,8 @@ export class UserService {
   }
   /** Self-service password change: checks the original password first. */
   async changePassword(id: string, original: string, password: string): Promise<void> {
-    const cur = await this.getRow(id);
-    if (!cur) throw notFound(`Could not find user: ${id}.`);
-    if (!cur.password_hash || !(await verify(original, cur.password_hash))) throw unauthorized('The request you have made requires authentication.');
-    await this.update(id, { password });
+    const cur = await this.checkPassword(await this.getRow(id), original);
+    await this.update(cur.id, { password });
   }
   async delete(id: string): Promise<void> {
     await this.get(id);
@@ -175,7 +173,7 @@ export class UserService {
   async createGroup(input: { name: string; domain_id?: string; description?: string; [k: string]: unknown }): Promise<Group> {
     const domainId = input.domain_id ?? DEFAULT_DOMAIN_ID;
     const dom = await this.c.db.selectFrom('id_domains').select('id').where('id', '=', domainId).executeTakeFirst();
-    if (!dom) throw badRequest(`Could not find domain: ${domainId}.`);
+    if (!dom) throw notFound(`Could not find domain: ${domainId}.`);
     const row: GroupRow = {
       id: hexId(), name: input.name, domain_id: domainId, description: input.description ?? '', extra: JSON.stringify(extraOf(input, GROUP_FIELDS)), created_at: Date.now(),
     };

@@ -122,6 +122,7 @@ export const identityMigrations: MigrationSet = {
         .addColumn('project_id', 'text', (c) => c.notNull())
         .addColumn('secret_hash', 'text', (c) => c.notNull())
         .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+        // microseconds: clients compare the exact value they sent
         .addColumn('expires_at', 'bigint')
         .addColumn('unrestricted', 'integer', (c) => c.notNull().defaultTo(0))
         .addColumn('roles', 'text', (c) => c.notNull())
