@@ -80,6 +80,8 @@ export interface ServiceMount {
   format: ErrorFormat;
   /** Extra response headers (e.g. Nova's microversion headers) added by the service. */
   routes: RouteDef<any, any, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  /** Runs first on every route of the service (e.g. microversion negotiation); may throw an ApiError. */
+  onRequest?: (req: FastifyRequest, reply: FastifyReply) => void;
 }
 
 // Request bodies are validated strictly (a wrong type is a 400, never coerced);
@@ -252,6 +254,7 @@ export function mountService(app: FastifyInstance, policy: PolicyEngine, mount: 
         ...(r.params ? { params: r.params } : {}),
       },
       config: { stratus: { public: isPublic, errors: r.errors ?? [], format: mount.format, policy: r.policy } },
+      ...(mount.onRequest ? { onRequest: async (req: FastifyRequest, reply: FastifyReply) => mount.onRequest!(req, reply) } : {}),
       preHandler: isPublic
         ? undefined
         : async (req: FastifyRequest) => {

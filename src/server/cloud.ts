@@ -12,6 +12,17 @@ import { Identity, identityMigrations, identityPolicies, basePolicies, legacyAdm
 import { identityRoutes } from '../identity/api/index.js';
 import { versionDoc } from '../identity/api/auth.js';
 import { writeClientConfig } from './client-config.js';
+import { computeMigrations } from '../compute/store/migrations.js';
+import { computePolicies } from '../compute/policies.js';
+import { ServerService, COMPUTE_QUOTAS } from '../compute/service/servers.js';
+import { KeypairService } from '../compute/service/keypairs.js';
+import { Conductor } from '../compute/service/conductor.js';
+import type { ImagePort } from '../compute/service/ports.js';
+import { ComputeManager } from '../compute/agent/compute-manager.js';
+import type { ComputeDriver } from '../compute/drivers/driver.js';
+import { QemuDriver } from '../compute/drivers/qemu-driver.js';
+import { computeRoutes, negotiateMicroversion, versionDoc as computeVersionDoc } from '../compute/api/routes.js';
+import { ApiError } from '../core/errors.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -28,15 +39,23 @@ export class Cloud {
   readonly quota: QuotaEngine;
   readonly identity: Identity;
   readonly app: FastifyInstance;
-  readonly states: Record<string, ServiceState> = { identity: 'starting' };
+  readonly states: Record<string, ServiceState> = { identity: 'starting', compute: 'starting' };
+  servers!: ServerService;
+  conductor!: Conductor;
+  computeAgent: ComputeManager | null = null;
+  /** How compute reaches the image service; set when the image service starts. */
+  imagePort: ImagePort | null = null;
+  private readonly computeDriver: ComputeDriver | null;
   private readonly startedAt = Date.now();
 
-  constructor(readonly config: StratusConfig, opts: { log?: Logger } = {}) {
+  /** `computeDriver` is for unit tests only: the product always runs the QEMU driver. */
+  constructor(readonly config: StratusConfig, opts: { log?: Logger; computeDriver?: ComputeDriver } = {}) {
+    this.computeDriver = opts.computeDriver ?? null;
     mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
     this.log = opts.log ?? createLogger(config.dataDir, config.logLevel);
     this.database = openDatabase(config.databaseUrl, config.dataDir);
     this.bus = new InProcessBus((e, where) => this.log.error({ err: e, where }, 'bus handler failed'));
-    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies });
+    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies });
     this.quota = new QuotaEngine(this.database);
     this.identity = new Identity(this.database, config, this.log, this.bus);
     this.app = createApp({ log: this.log, maxJsonBodyBytes: config.maxJsonBodyBytes, validator: this.identity.tokens, policy: this.policy });
@@ -47,7 +66,7 @@ export class Cloud {
   }
 
   async start(): Promise<void> {
-    await migrate(this.database, [quotaMigrations, identityMigrations]);
+    await migrate(this.database, [quotaMigrations, identityMigrations, computeMigrations]);
     this.policy.loadOverrides(await loadPolicyFile(join(this.config.dataDir, 'policy.yaml')));
     await this.identity.init();
     await this.identity.catalog.register('identity', 'keystone', this.identityUrl, this.config.region);
@@ -61,9 +80,61 @@ export class Cloud {
     mountService(this.app, this.policy, { prefix: '/identity/v3', format: 'keystone', routes: identityRoutes(this.identity, { base: `${base}/identity/v3` }, this.policy) });
     this.states.identity = 'ok';
 
+    await this.startCompute();
+
     if (this.config.seed) await this.seed();
     writeClientConfig(this.config, this.identity.adminPassword(), this.config.seed ? this.identity.keptSecret('demo-password') : null);
     await this.app.listen({ host: this.config.listen.host, port: this.config.listen.port });
+  }
+
+  /** Compute API, conductor and this host's compute agent (QEMU). */
+  private async startCompute(): Promise<void> {
+    for (const [k, v] of Object.entries(COMPUTE_QUOTAS)) this.quota.register(k, v);
+    const images: ImagePort = {
+      getImageForBoot: (ctx, id) => {
+        if (!this.imagePort) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
+        return this.imagePort.getImageForBoot(ctx, id);
+      },
+      createImageFromFile: (ctx, input) => {
+        if (!this.imagePort) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
+        return this.imagePort.createImageFromFile(ctx, input);
+      },
+      reserveImage: (ctx, input) => {
+        if (!this.imagePort?.reserveImage) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
+        return this.imagePort.reserveImage(ctx, input);
+      },
+    };
+    this.servers = new ServerService(this.database, this.bus, this.quota, images, this.log);
+    this.conductor = new Conductor(this.database, this.bus, this.quota, images, this.log);
+    this.conductor.serve();
+    const keypairs = new KeypairService(this.servers.db, this.quota);
+    await this.servers.flavors.seed();
+    const env = { root: `${this.config.publicUrl}/compute` };
+    this.app.get('/compute', async (_req, reply) => {
+      reply.code(200);
+      return { versions: [{ ...computeVersionDoc(env), links: [{ rel: 'self', href: `${env.root}/v2.1/` }] }] };
+    });
+    mountService(this.app, this.policy, {
+      prefix: '/compute/v2.1', format: 'nova', onRequest: (req, reply) => {
+        reply.header('x-compute-request-id', req.id);
+        negotiateMicroversion(req, reply);
+      },
+      routes: computeRoutes({ servers: this.servers, keypairs, policy: this.policy, quota: this.quota, bus: this.bus, env }),
+    });
+    await this.identity.catalog.register('compute', 'nova', `${env.root}/v2.1`, this.config.region);
+    const driver = this.computeDriver ?? new QemuDriver({
+      stateDir: join(this.config.dataDir, 'instances'),
+      hostNetns: this.config.hostNetns ?? undefined,
+      log: { info: (m: string) => this.log.info(m), warn: (m: string) => this.log.warn(m), debug: (m: string) => this.log.debug(m) },
+    });
+    this.computeAgent = new ComputeManager(this.bus, driver, this.log, { stateDir: join(this.config.dataDir, 'instances') });
+    try {
+      await this.computeAgent.start();
+      this.states.compute = 'ok';
+    } catch (e) {
+      this.log.error({ err: e }, 'compute agent failed to start');
+      this.states.compute = 'degraded';
+    }
   }
 
   /** Demo project and user, and whatever later services seed. Idempotent. */
@@ -74,6 +145,7 @@ export class Cloud {
   async stop(): Promise<void> {
     for (const k of Object.keys(this.states)) this.states[k] = 'stopped';
     await this.app.close();
+    await this.computeAgent?.stop().catch((e) => this.log.error({ err: e }, 'compute agent stop failed'));
     await this.bus.close();
     await this.database.close();
     this.log.flush?.();

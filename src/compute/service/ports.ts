@@ -1,0 +1,15 @@
+import type { AuthContext } from '../../core/context.js';
+
+/**
+ * What compute needs from the image service (in process; over the bus in a
+ * scale-out cloud). Kept narrow so compute does not depend on Glance's shape.
+ */
+export interface ImagePort {
+  getImageForBoot(ctx: AuthContext, id: string): Promise<{
+    id: string; name?: string; status: string; diskFormat: string; minDisk: number; minRam: number; size?: number;
+    properties: Record<string, unknown>; localPath: string;
+  }>;
+  createImageFromFile(ctx: AuthContext, input: { name: string; diskFormat: string; path: string; properties: Record<string, string> }): Promise<{ id: string }>;
+  /** Registers an image record in `queued` state before its data exists (Nova's snapshot flow). */
+  reserveImage?(ctx: AuthContext, input: { name: string; properties: Record<string, string> }): Promise<{ id: string }>;
+}
