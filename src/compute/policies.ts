@@ -32,6 +32,7 @@ export const computePolicies: Record<string, string> = {
   'os_compute_api:os-rescue': RW,
   'os_compute_api:os-unrescue': RW,
   'os_compute_api:os-console-output': RW,
+  'os_compute_api:os-remote-consoles': RW,
   'os_compute_api:server-metadata:index': RO,
   'os_compute_api:server-metadata:show': RO,
   'os_compute_api:server-metadata:create': RW,

@@ -24,6 +24,13 @@ export interface StratusConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Largest JSON request body accepted by the APIs (Keystone's default is 112 KiB). */
   maxJsonBodyBytes: number;
+  compute: {
+    /** `auto` probes KVM with a real guest boot (cached) and falls back to TCG. */
+    accel: 'auto' | 'kvm' | 'tcg';
+    availabilityZone: string;
+  };
+  /** Where the seeded guest image is built and cached (default <data-dir>/cache/guest-image). */
+  guestImageCache: string;
   identity: {
     tokenExpirationSeconds: number;
     /** How long after expiry a token may still be validated with allow_expired. */
@@ -59,6 +66,8 @@ export function defaultConfig(dataDir = './data'): StratusConfig {
     seed: true,
     logLevel: 'info',
     maxJsonBodyBytes: 1024 * 1024,
+    compute: { accel: 'auto', availabilityZone: 'nova' },
+    guestImageCache: '',
     identity: {
       tokenExpirationSeconds: 3600,
       allowExpiredWindowSeconds: 172800,
@@ -129,6 +138,7 @@ export function loadConfig(flags: DeepPartial<StratusConfig> & { config?: string
   const { config: _ignored, ...rest } = flags;
   cfg = merge(cfg, rest);
   cfg.dataDir = dataDir;
+  if (!cfg.guestImageCache) cfg.guestImageCache = join(dataDir, 'cache', 'guest-image');
   if (!cfg.publicUrl) {
     const h = cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host;
     cfg.publicUrl = `http://${h === '0.0.0.0' ? '127.0.0.1' : h}:${cfg.listen.port}`;

@@ -23,6 +23,9 @@ import type { ComputeDriver } from '../compute/drivers/driver.js';
 import { QemuDriver } from '../compute/drivers/qemu-driver.js';
 import { computeRoutes, negotiateMicroversion, versionDoc as computeVersionDoc } from '../compute/api/routes.js';
 import { ApiError } from '../core/errors.js';
+import { SerialConsoleProxy } from '../compute/console/serial-proxy.js';
+import { buildGuestImage } from '../image/seed/build-guest-image.js';
+import type { AuthContext } from '../core/context.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -80,6 +83,9 @@ export class Cloud {
     mountService(this.app, this.policy, { prefix: '/identity/v3', format: 'keystone', routes: identityRoutes(this.identity, { base: `${base}/identity/v3` }, this.policy) });
     this.states.identity = 'ok';
 
+    // The seeded guest image is built (once, cached) before compute starts:
+    // the KVM probe boots it.
+    if (this.config.seed) await this.buildGuestImage();
     await this.startCompute();
 
     if (this.config.seed) await this.seed();
@@ -110,6 +116,8 @@ export class Cloud {
     const keypairs = new KeypairService(this.servers.db, this.quota);
     await this.servers.flavors.seed();
     const env = { root: `${this.config.publicUrl}/compute` };
+    const proxy = new SerialConsoleProxy(join(this.config.dataDir, 'instances'), this.config.publicUrl, this.log);
+    await proxy.register(this.app);
     this.app.get('/compute', async (_req, reply) => {
       reply.code(200);
       return { versions: [{ ...computeVersionDoc(env), links: [{ rel: 'self', href: `${env.root}/v2.1/` }] }] };
@@ -119,15 +127,17 @@ export class Cloud {
         reply.header('x-compute-request-id', req.id);
         negotiateMicroversion(req, reply);
       },
-      routes: computeRoutes({ servers: this.servers, keypairs, policy: this.policy, quota: this.quota, bus: this.bus, env }),
+      routes: computeRoutes({ servers: this.servers, keypairs, policy: this.policy, quota: this.quota, bus: this.bus, env, consoleUrl: (id) => proxy.issue(id) }),
     });
     await this.identity.catalog.register('compute', 'nova', `${env.root}/v2.1`, this.config.region);
     const driver = this.computeDriver ?? new QemuDriver({
       stateDir: join(this.config.dataDir, 'instances'),
       hostNetns: this.config.hostNetns ?? undefined,
+      accel: this.config.compute.accel,
+      ...(this.guestImage ? { probeImage: { path: this.guestImage, format: 'qcow2' as const } } : {}),
       log: { info: (m: string) => this.log.info(m), warn: (m: string) => this.log.warn(m), debug: (m: string) => this.log.debug(m) },
     });
-    this.computeAgent = new ComputeManager(this.bus, driver, this.log, { stateDir: join(this.config.dataDir, 'instances') });
+    this.computeAgent = new ComputeManager(this.bus, driver, this.log, { stateDir: join(this.config.dataDir, 'instances'), availabilityZone: this.config.compute.availabilityZone });
     try {
       await this.computeAgent.start();
       this.states.compute = 'ok';
@@ -137,10 +147,35 @@ export class Cloud {
     }
   }
 
-  /** Demo project and user, and whatever later services seed. Idempotent. */
+  private guestImage: string | null = null;
+
+  private async buildGuestImage(): Promise<void> {
+    try {
+      const t0 = Date.now();
+      const out = await buildGuestImage(this.config.guestImageCache, (m) => this.log.info(m));
+      this.guestImage = out.qcow2;
+      this.log.info({ ms: Date.now() - t0, path: out.qcow2 }, 'guest image ready');
+    } catch (e) {
+      this.log.error({ err: e }, 'building the seeded guest image failed; no image will be seeded');
+      console.error(`stratus: building the guest image failed (${(e as Error).message}); continuing without it`);
+    }
+  }
+
+  /** A token context for the cloud's own admin, for seeding through the service APIs. */
+  async adminContext(): Promise<AuthContext> {
+    const admin = await this.identity.users.findByName('admin', 'default');
+    const project = await this.identity.resources.findProjectByName('admin', 'default');
+    return (await this.identity.tokens.issueFor(admin!.id, project!.id, ['password'])).ctx;
+  }
+
+  /** Demo project and user, the seeded guest image, and whatever later services seed. Idempotent. */
   private async seed(): Promise<void> {
     await this.identity.seedDemo();
+    if (this.guestImage && this.seedImage) await this.seedImage(await this.adminContext(), this.guestImage);
   }
+
+  /** Set by the image service: registers the guest image as a public image once. */
+  seedImage: ((ctx: AuthContext, path: string) => Promise<void>) | null = null;
 
   async stop(): Promise<void> {
     for (const k of Object.keys(this.states)) this.states[k] = 'stopped';

@@ -40,7 +40,9 @@ export async function startCloud(opts: { dataDir?: string; port?: number; args?:
   const port = opts.port ?? (await freePort());
   const proc = spawn(join(ROOT, 'stratus'), ['up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, ...(opts.args ?? [])], {
     cwd: ROOT,
-    env: { ...process.env, ...opts.env },
+    // Tests share one guest-image cache and skip the KVM probe (TCG), which
+    // the driver's own tests exercise; each would otherwise redo both.
+    env: { STRATUS_GUEST_IMAGE_CACHE: '/var/tmp/stratus-test-cache/guest-image', STRATUS_COMPUTE__ACCEL: 'tcg', ...process.env, ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -99,6 +99,8 @@ export interface ComputeApiDeps {
   quota: QuotaEngine;
   bus: Bus;
   env: ViewEnv;
+  /** Issues serial console URLs (os-getSerialConsole). */
+  consoleUrl: (instanceId: string) => string;
 }
 
 export function versionDoc(env: ViewEnv) {
@@ -362,6 +364,17 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         const res = (await d.bus.call(`compute.${r.host}`, 'console_output', { instanceId: r.id, length: lines ?? null } as Json, { timeoutMs: 30_000 })) as { output: string };
         return { output: res.output };
       }
+      case 'os-getSerialConsole': {
+        rule('os_compute_api:os-remote-consoles');
+        const type = (arg as { type?: string })?.type;
+        if (type !== 'serial') throw badRequest("Invalid input for field/attribute type. Value must be 'serial'.");
+        if (r.vm_state !== VM.ACTIVE && r.vm_state !== VM.RESCUED) throw conflict(`Cannot 'os-getSerialConsole' instance ${r.id} while it is in vm_state ${r.vm_state}`);
+        return { console: { type: 'serial', url: d.consoleUrl(r.id) } };
+      }
+      case 'os-getVNCConsole':
+      case 'os-getSPICEConsole':
+      case 'os-getRDPConsole':
+        throw badRequest('Unavailable console type: only the serial console is offered (os-getSerialConsole).');
       case 'addSecurityGroup':
       case 'removeSecurityGroup':
       case 'addFloatingIp':

@@ -1,0 +1,76 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+
+export const ROOT = resolve(import.meta.dirname, '..', '..');
+
+export async function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+export interface BenchCloud {
+  url: string;
+  dataDir: string;
+  proc: ChildProcess;
+  readyMs: number;
+  token(user: 'admin' | 'demo'): Promise<string>;
+  api(token: string, method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any; headers: Headers }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  stop(): Promise<void>;
+}
+
+/** Starts the built cloud (dist/) on a temp data dir for a benchmark. */
+export async function startBenchCloud(env: Record<string, string> = {}, args: string[] = []): Promise<BenchCloud> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const t0 = performance.now();
+  const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn', ...args], {
+    env: { ...process.env, STRATUS_IDENTITY__PASSWORD_HASH_COST: '8', ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((res, rej) => {
+    proc.stdout!.on('data', (d: Buffer) => d.toString().includes('stratus ready') && res());
+    proc.once('exit', (c) => rej(new Error(`exited ${c}`)));
+  });
+  const readyMs = performance.now() - t0;
+  const secret = (n: string) => readFileSync(join(dataDir, 'secrets', n), 'utf8').trim();
+  const token = async (user: 'admin' | 'demo') => {
+    const r = await fetch(`${url}/identity/v3/auth/tokens`, {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: user, domain: { id: 'default' }, password: secret(`${user}-password`) } } }, scope: { project: { name: user, domain: { id: 'default' } } } } }),
+    });
+    return r.headers.get('x-subject-token')!;
+  };
+  const api = async (tok: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const r = await fetch(url + path, { method, headers: { 'x-auth-token': tok, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const text = await r.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON */
+    }
+    return { status: r.status, body: parsed as any, headers: r.headers }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  };
+  return {
+    url, dataDir, proc, readyMs, token, api,
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]! : NaN;
+};
+export const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
