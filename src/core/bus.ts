@@ -110,13 +110,13 @@ export class InProcessBus implements Bus {
   }
 
   async publish(event: string, payload: Json): Promise<void> {
-    const p = clone(payload);
+    const p = JSON.stringify(payload ?? null);
     for (const s of this.subs) {
       const match = s.pattern === event || (s.pattern.endsWith('.*') && event.startsWith(s.pattern.slice(0, -1)));
       if (!match) continue;
       setImmediate(() => {
         Promise.resolve()
-          .then(() => s.handler(p, event))
+          .then(() => s.handler(JSON.parse(p) as Json, event))
           .catch((e) => this.onError(e, `event ${event}`));
       });
     }

@@ -149,6 +149,10 @@ export function createApp(opts: AppOptions): FastifyInstance {
       req.auth = await opts.validator.validate(token);
       if (!req.auth) req.authError = 'The request you have made requires authentication.';
     }
+    // Authentication comes before body validation: an anonymous caller
+    // learns nothing about a protected API's schema.
+    const cfg = req.routeOptions.config?.stratus;
+    if (cfg && !cfg.public && !req.auth) throw new ApiError(401, req.authError ?? 'The request you have made requires authentication.', 'Unauthorized');
   });
 
   app.addHook('preHandler', (req, _reply, done) => {

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { defineRoute, type RouteDef } from '../../core/http.js';
-import { badRequest, notFound, unauthorized } from '../../core/errors.js';
+import { badRequest, forbidden, notFound, unauthorized } from '../../core/errors.js';
 import type { Identity } from '../index.js';
 import type { AuthRequest } from '../service/tokens.js';
 import { listBody, selfLink, type ApiEnv } from './common.js';
@@ -97,7 +97,7 @@ export function authRoutes(id: Identity, env: ApiEnv): RouteDef<any, any, any>[]
       url: '/auth/catalog',
       policy: 'identity:get_auth_catalog',
       handler: async (req) => {
-        if (!req.auth!.projectId && !req.auth!.domainId && !req.auth!.system) throw unauthorized('The catalog needs a scoped token.');
+        if (!req.auth!.projectId && !req.auth!.domainId && !req.auth!.system) throw forbidden('The service catalog is only available to scoped tokens.');
         return { catalog: await id.tokens.catalogFor(req.auth!), links: selfLink(env, '/auth/catalog') };
       },
     }),
@@ -145,6 +145,7 @@ export function authRoutes(id: Identity, env: ApiEnv): RouteDef<any, any, any>[]
         if (!cred || typeof cred.access !== 'string' || typeof cred.signature !== 'string') throw badRequest('EC2 credentials with access and signature are required.');
         const found = await id.creds.findEc2(cred.access);
         if (!found || !verifyEc2Signature(cred, found.secret)) throw unauthorized('EC2 signature not supplied or invalid.');
+        if (!ec2TimestampFresh(cred)) throw unauthorized('EC2 signature expired: the signed request is older than 15 minutes.');
         const user = await id.users.getRow(found.user_id);
         const project = await id.resources.getProjectRow(found.tenant_id);
         if (!user || !bool(user.enabled) || !project || !bool(project.enabled)) throw unauthorized();
@@ -158,3 +159,17 @@ export function authRoutes(id: Identity, env: ApiEnv): RouteDef<any, any, any>[]
 }
 
 export { projectView };
+
+/** A signed request is only good for 15 minutes (replay protection, as Keystone's _check_timestamp). */
+function ec2TimestampFresh(cred: Record<string, unknown>): boolean {
+  const params = (cred.params ?? {}) as Record<string, string>;
+  const headers = Object.fromEntries(Object.entries((cred.headers ?? {}) as Record<string, string>).map(([k, v]) => [k.toLowerCase(), String(v)]));
+  const raw = headers['x-amz-date'] ?? params['X-Amz-Date'] ?? params.Timestamp ?? headers.date;
+  if (!raw) return true; // V2 requests without a timestamp are signed over Expires/none; nothing to check
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(raw);
+  const t = m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!) : Date.parse(raw);
+  if (Number.isNaN(t)) return false;
+  const expires = Number(params['X-Amz-Expires'] ?? 0);
+  const window = Math.max(15 * 60, expires) * 1000;
+  return Math.abs(Date.now() - t) <= window;
+}

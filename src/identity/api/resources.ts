@@ -135,7 +135,7 @@ export function resourceRoutes(id: Identity, env: ApiEnv): RouteDef<any, any, an
     }),
     defineRoute({
       method: 'PUT', url: '/projects/:id/tags', policy: 'identity:update_project', params: IdParam, errors: [404],
-      body: Type.Object({ tags: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 80 }) }, { additionalProperties: false }),
+      body: Type.Object({ tags: Type.Array(Type.String({ minLength: 1, maxLength: 255, pattern: '^[^,/]*$' }), { maxItems: 80 }) }, { additionalProperties: false }),
       target: async (req) => ({ project: await id.resources.getProject(req.params.id) }),
       handler: async (req) => ({ tags: (await id.resources.updateProject(req.params.id, { tags: req.body.tags })).tags }),
     }),
@@ -149,7 +149,7 @@ export function resourceRoutes(id: Identity, env: ApiEnv): RouteDef<any, any, an
     }),
     defineRoute({
       method: ['PUT'], url: '/projects/:id/tags/:tag', policy: 'identity:update_project', status: 201, errors: [404],
-      params: Type.Object({ id: Type.String(), tag: Type.String({ minLength: 1, maxLength: 255 }) }),
+      params: Type.Object({ id: Type.String(), tag: Type.String({ minLength: 1, maxLength: 255, pattern: '^[^,/]*$' }) }),
       target: async (req) => ({ project: await id.resources.getProject(req.params.id) }),
       handler: async (req, reply) => {
         const cur = await id.resources.getProject(req.params.id);

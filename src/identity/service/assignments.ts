@@ -222,32 +222,44 @@ export class AssignmentService {
     return rows.map((r) => byId.get(r.role_id)).filter((r): r is RoleRow => !!r).map(roleView);
   }
 
+  /**
+   * Rows granted to this user directly or through one of its groups: a
+   * User* row must name the user and a Group* row one of its groups (ids of
+   * users and groups live in different tables and must never be confused).
+   */
+  private actorMatch(userId: string, groups: string[]) {
+    return (eb: import('kysely').ExpressionBuilder<import('../store/tables.js').IdentityTables, 'id_assignments'>) =>
+      eb.or([
+        eb.and([eb('actor_id', '=', userId), eb('type', 'in', ['UserProject', 'UserDomain', 'UserSystem'])]),
+        ...(groups.length ? [eb.and([eb('actor_id', 'in', groups), eb('type', 'in', ['GroupProject', 'GroupDomain', 'GroupSystem'])])] : []),
+      ]);
+  }
+
   /** Effective role ids of a user on a project (direct, via groups, inherited from domain/parents, implied). */
   async effectiveProjectRoles(userId: string, projectId: string): Promise<Set<string>> {
     const groups = await this.hooks.userGroupIds(userId);
-    const actors = [userId, ...groups];
     const direct = await this.c.db.selectFrom('id_assignments').select('role_id')
-      .where('actor_id', 'in', actors).where('target_id', '=', projectId).where('type', 'in', ['UserProject', 'GroupProject']).execute();
+      .where(this.actorMatch(userId, groups)).where('target_id', '=', projectId).where('type', 'in', ['UserProject', 'GroupProject']).where('inherited', '=', 0).execute();
     const ids = direct.map((r) => r.role_id);
     const domainId = await this.hooks.projectDomain(projectId);
     const inheritTargets = [...(await this.hooks.ancestors(projectId)), ...(domainId ? [domainId] : [])];
     if (inheritTargets.length) {
       const inh = await this.c.db.selectFrom('id_assignments').select('role_id')
-        .where('actor_id', 'in', actors).where('target_id', 'in', inheritTargets).where('inherited', '=', 1).execute();
+        .where(this.actorMatch(userId, groups)).where('target_id', 'in', inheritTargets).where('inherited', '=', 1).execute();
       ids.push(...inh.map((r) => r.role_id));
     }
     return this.globalOnly(await this.expand(ids));
   }
   async effectiveDomainRoles(userId: string, domainId: string): Promise<Set<string>> {
-    const actors = [userId, ...(await this.hooks.userGroupIds(userId))];
+    const groups = await this.hooks.userGroupIds(userId);
     const rows = await this.c.db.selectFrom('id_assignments').select('role_id')
-      .where('actor_id', 'in', actors).where('target_id', '=', domainId).where('type', 'in', ['UserDomain', 'GroupDomain']).where('inherited', '=', 0).execute();
+      .where(this.actorMatch(userId, groups)).where('target_id', '=', domainId).where('type', 'in', ['UserDomain', 'GroupDomain']).where('inherited', '=', 0).execute();
     return this.globalOnly(await this.expand(rows.map((r) => r.role_id)));
   }
   async effectiveSystemRoles(userId: string): Promise<Set<string>> {
-    const actors = [userId, ...(await this.hooks.userGroupIds(userId))];
+    const groups = await this.hooks.userGroupIds(userId);
     const rows = await this.c.db.selectFrom('id_assignments').select('role_id')
-      .where('actor_id', 'in', actors).where('target_id', '=', 'system').where('type', 'in', ['UserSystem', 'GroupSystem']).execute();
+      .where(this.actorMatch(userId, groups)).where('target_id', '=', 'system').where('type', 'in', ['UserSystem', 'GroupSystem']).execute();
     return this.globalOnly(await this.expand(rows.map((r) => r.role_id)));
   }
   /** Projects where the user has any effective role (for /auth/projects, /users/{id}/projects). */
@@ -257,9 +269,9 @@ export class AssignmentService {
     return out;
   }
   async domainsForUser(userId: string): Promise<string[]> {
-    const actors = [userId, ...(await this.hooks.userGroupIds(userId))];
+    const groups = await this.hooks.userGroupIds(userId);
     const rows = await this.c.db.selectFrom('id_assignments').select('target_id')
-      .where('actor_id', 'in', actors).where('type', 'in', ['UserDomain', 'GroupDomain']).where('inherited', '=', 0).execute();
+      .where(this.actorMatch(userId, groups)).where('type', 'in', ['UserDomain', 'GroupDomain']).where('inherited', '=', 0).execute();
     return [...new Set(rows.map((r) => r.target_id))];
   }
 

@@ -153,7 +153,7 @@ export class ResourceService {
     const dom = await this.c.db.selectFrom('id_domains').select('id').where('id', '=', domainId).executeTakeFirst();
     if (!dom) throw notFound(`Could not find domain: ${domainId}.`);
     const row: ProjectRow = {
-      id: typeof input.id === 'string' ? input.id : hexId(), name: input.name, domain_id: domainId, parent_id: parentId, description: input.description ?? '',
+      id: hexId(), name: input.name, domain_id: domainId, parent_id: parentId, description: input.description ?? '',
       enabled: int(input.enabled ?? true), extra: JSON.stringify(extraOf(input, PROJECT_FIELDS)), tags: JSON.stringify(input.tags ?? []),
       created_at: Date.now(),
     };

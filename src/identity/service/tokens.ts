@@ -281,7 +281,7 @@ export class TokenService implements TokenValidator {
     if (appCredExpires !== null) expires = Math.min(expires, appCredExpires);
     const payload: TokenPayload = {
       v: 1, u: user.id, m: [...new Set([...(parent?.m ?? []), ...methods])], e: expires, i: now,
-      a: parent ? [auditId(), parent.a[0]!] : [auditId()],
+      a: parent ? [auditId(), parent.a[parent.a.length - 1]!] : [auditId()],
       ...(projectId ? { p: projectId } : {}), ...(domainId ? { d: domainId } : {}), ...(system ? { s: 1 as const } : {}), ...(appCredId ? { ac: appCredId } : {}),
     };
     const token = this.seal(payload);

@@ -70,7 +70,7 @@ export class UserService {
     if (!dom) throw notFound(`Could not find domain: ${domainId}.`);
     const now = Date.now();
     const row: UserRow = {
-      id: typeof input.id === 'string' ? input.id : hexId(), name: input.name, domain_id: domainId, enabled: int(input.enabled ?? true),
+      id: hexId(), name: input.name, domain_id: domainId, enabled: int(input.enabled ?? true),
       password_hash: input.password ? await this.hashPassword(input.password) : null, password_created_at: input.password ? now : null,
       password_expires_at: null, default_project_id: input.default_project_id ?? null, extra: JSON.stringify(extraOf(input, USER_FIELDS)),
       options: JSON.stringify(input.options ?? {}), failed_auth_count: 0, failed_auth_at: null, created_at: now,
@@ -141,15 +141,21 @@ export class UserService {
       throw fail();
     }
     const { lockoutFailureAttempts: maxFail, lockoutDurationSeconds } = this.c.config.identity;
-    const locked = maxFail > 0 && row.failed_auth_count >= maxFail && row.failed_auth_at !== null && Date.now() - row.failed_auth_at < lockoutDurationSeconds * 1000;
+    const windowOver = row.failed_auth_at !== null && Date.now() - row.failed_auth_at >= lockoutDurationSeconds * 1000;
+    const locked = maxFail > 0 && row.failed_auth_count >= maxFail && !windowOver;
     const ok = await verify(password, row.password_hash);
     if (locked) {
       this.c.log.warn({ user: row.id }, 'authentication refused: account locked');
       throw fail();
     }
     if (!ok) {
-      if (maxFail > 0)
-        await this.c.db.updateTable('id_users').set({ failed_auth_count: row.failed_auth_count + 1, failed_auth_at: Date.now() }).where('id', '=', row.id).execute();
+      if (maxFail > 0) {
+        // Atomic increment: parallel guesses must each count. An expired
+        // lockout window starts the count again.
+        await this.c.db.updateTable('id_users')
+          .set((eb) => ({ failed_auth_count: windowOver ? 1 : eb('failed_auth_count', '+', 1), failed_auth_at: Date.now() }))
+          .where('id', '=', row.id).execute();
+      }
       throw fail();
     }
     if (!bool(row.enabled)) throw fail();
