@@ -8,6 +8,7 @@ import { roleRoutes } from './roles.js';
 import { catalogRoutes } from './catalog.js';
 import { credentialRoutes } from './credentials.js';
 import type { ApiEnv } from './common.js';
+import { policyBlobRoutes } from './policy-blobs.js';
 
 /** Every route of Identity v3, mounted by the server under /identity/v3. */
 export function identityRoutes(id: Identity, env: ApiEnv, policy: PolicyEngine): RouteDef<any, any, any>[] { // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -18,5 +19,6 @@ export function identityRoutes(id: Identity, env: ApiEnv, policy: PolicyEngine):
     ...roleRoutes(id, env),
     ...catalogRoutes(id, env),
     ...credentialRoutes(id, env, policy),
+    ...policyBlobRoutes(id, env),
   ];
 }

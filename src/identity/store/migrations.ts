@@ -160,4 +160,16 @@ export const identityMigrations: MigrationSet = {
         .execute();
     },
   },
+  'identity/0002_policy_blobs': {
+    async up(db) {
+      // Keystone's /v3/policies: opaque policy documents stored for other services.
+      await db.schema
+        .createTable('id_policy_blobs')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('blob', 'text', (c) => c.notNull())
+        .addColumn('extra', 'text', (c) => c.notNull().defaultTo('{}'))
+        .execute();
+    },
+  },
 };

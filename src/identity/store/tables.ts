@@ -42,4 +42,5 @@ export interface IdentityTables {
   id_credentials: CredentialRow;
   id_revocations: RevocationRow;
   id_meta: MetaRow;
+  id_policy_blobs: { id: string; type: string; blob: string; extra: string };
 }
