@@ -87,9 +87,19 @@ export class ComputeManager {
       }),
       resize: (a) => this.op(a as Args, 'resize', 'compute_resize_instance', async (id) => {
         const f = (a as Args).flavor as EmbeddedFlavor;
-        await this.c('reclaim', { instanceId: id, host: this.host, resources: { vcpus: f.vcpus, memoryMb: f.ram, diskGb: f.disk } });
+        try {
+          await this.c('reclaim', { instanceId: id, host: this.host, resources: { vcpus: f.vcpus, memoryMb: f.ram, diskGb: f.disk } });
+        } catch (e) {
+          await this.c('abort_resize', { instanceId: id, host: this.host });
+          throw e;
+        }
         const wasRunning = (await this.driver.getInfo(id)).powerState === 'running';
-        await this.driver.resize(id, { vcpus: f.vcpus, memoryMb: f.ram, rootGb: f.disk });
+        try {
+          await this.driver.resize(id, { vcpus: f.vcpus, memoryMb: f.ram, rootGb: f.disk });
+        } catch (e) {
+          await this.c('abort_resize', { instanceId: id, host: this.host });
+          throw e;
+        }
         if (!wasRunning) await this.driver.powerOff(id, { timeoutS: 5 });
         await this.update(id, { vm_state: VM.RESIZED, task_state: null, power_state: wasRunning ? POWER.RUNNING : POWER.SHUTDOWN });
       }),
@@ -119,6 +129,9 @@ export class ComputeManager {
           await this.driver.snapshot(id, out);
           await this.update(id, { task_state: TASK.IMAGE_UPLOADING });
           await this.c('upload_snapshot', { ctx: (a as Args).ctx, imageId: (a as Args).imageId, name: (a as Args).name, path: out, properties: (a as Args).properties });
+        } catch (e) {
+          await this.c('abort_snapshot', { ctx: (a as Args).ctx, imageId: (a as Args).imageId });
+          throw e;
         } finally {
           rmSync(out, { force: true });
         }
@@ -193,6 +206,7 @@ export class ComputeManager {
       await this.driver.destroy(id).catch(() => undefined);
       await this.c('add_fault', { instanceId: id, code: 500, message: `Build of instance ${id} aborted: ${err.message}`, details: err.stack ?? '' });
       await this.update(id, { vm_state: VM.ERROR, task_state: null, power_state: POWER.NOSTATE });
+      await this.c('free_allocation', { instanceId: id });
       await this.c('event_finish', { actionId: spec.actionId, event: 'compute_build_and_run_instance', result: 'Error', traceback: err.stack ?? '' });
     }
   }
@@ -236,6 +250,7 @@ export class ComputeManager {
         await this.driver.destroy(r.id).catch(() => undefined);
         await this.c('add_fault', { instanceId: r.id, code: 500, message: 'Build was interrupted by a restart of the compute agent.' });
         await this.update(r.id, { vm_state: VM.ERROR, task_state: null, power_state: POWER.NOSTATE });
+        await this.c('free_allocation', { instanceId: r.id });
         continue;
       }
       if (r.task_state === TASK.DELETING) {

@@ -20,7 +20,7 @@ export const MAX_MICROVERSION = '2.1';
 export const MIN_MICROVERSION = '2.1';
 
 const Id = Type.Object({ id: Type.String({ maxLength: 255 }) });
-const Meta = Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.String({ maxLength: 255 }));
+const Meta = Type.Record(Type.String({ pattern: '^[\\s\\S]{1,255}$' }), Type.String({ maxLength: 255 }), { additionalProperties: false });
 
 const ServerCreate = Type.Object(
   {
@@ -260,10 +260,14 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       }
       case 'confirmResize': {
         rule('os_compute_api:servers:confirm_resize');
+        if (bool(r.locked) && !admin) throw conflict(`Instance ${r.id} is locked`);
         if (r.vm_state !== VM.RESIZED) throw conflict(`Cannot 'confirmResize' instance ${r.id} while it is in vm_state ${r.vm_state}`);
+        if (r.task_state !== null) throw conflict(`Cannot 'confirmResize' instance ${r.id} while it is in task_state ${r.task_state}`);
         const old = r.old_flavor ? (JSON.parse(r.old_flavor) as EmbeddedFlavor) : null;
         const power = r.power_state === 1 ? VM.ACTIVE : VM.STOPPED;
-        await servers.db.updateTable('nova_instances').set({ vm_state: power, task_state: null, old_flavor: null, updated_at: Date.now() }).where('id', '=', r.id).execute();
+        const done = await servers.db.updateTable('nova_instances').set({ vm_state: power, task_state: null, old_flavor: null, updated_at: Date.now() })
+          .where('id', '=', r.id).where('vm_state', '=', VM.RESIZED).where('task_state', 'is', null).executeTakeFirst();
+        if (Number(done.numUpdatedRows) !== 1) throw conflict(`Cannot 'confirmResize' instance ${r.id}: its state changed meanwhile.`);
         // Usage was raised when the resize started; shrinking flavors give back now.
         const cur = JSON.parse(r.flavor) as EmbeddedFlavor;
         if (old) {
@@ -478,7 +482,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         method: m, url: '/servers/:id/metadata', policy: m === 'POST' ? 'os_compute_api:server-metadata:create' : 'os_compute_api:server-metadata:update_all', params: Id, errors: [404, 409],
         body: Type.Object({ metadata: Meta }, { additionalProperties: false }),
         target: async (req) => target(await inst(req, req.params.id)),
-        handler: async (req) => ({ metadata: await servers.setMetadata(await inst(req, req.params.id), req.body.metadata, m === 'PUT') }),
+        handler: async (req) => ({ metadata: await servers.setMetadata(await inst(req, req.params.id), req.body.metadata, m === 'PUT', isAdmin(req)) }),
       }),
     ),
     defineRoute({
@@ -497,7 +501,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       handler: async (req) => {
         const keys = Object.keys(req.body.meta);
         if (keys.length !== 1 || keys[0] !== req.params.key) throw badRequest('Request body and URI mismatch');
-        await servers.setMetadata(await inst(req, req.params.id), req.body.meta, false);
+        await servers.setMetadata(await inst(req, req.params.id), req.body.meta, false, isAdmin(req));
         return { meta: req.body.meta };
       },
     }),
@@ -509,7 +513,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         const meta = JSON.parse(r.metadata) as Record<string, string>;
         if (!(req.params.key in meta)) throw notFound('Metadata item was not found');
         delete meta[req.params.key];
-        await servers.setMetadata(r, meta, true);
+        await servers.setMetadata(r, meta, true, isAdmin(req));
         reply.code(204).send();
       },
     }),
@@ -587,7 +591,6 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
           id: f.id ?? null, name: f.name, ram: n(f.ram), vcpus: n(f.vcpus), disk: n(f.disk), ephemeral: n(f['OS-FLV-EXT-DATA:ephemeral']), swap: f.swap === '' ? 0 : n(f.swap),
           rxtx_factor: f.rxtx_factor, is_public: f['os-flavor-access:is_public'], description: f.description ?? null,
         });
-        if (!created.is_public && req.auth!.projectId) await servers.flavors.addAccess(created.id, req.auth!.projectId).catch(() => undefined);
         return { flavor: flavorView(env, created, true) };
       },
     }),
@@ -604,7 +607,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
     }),
     defineRoute({
       method: 'POST', url: '/flavors/:id/os-extra_specs', policy: 'os_compute_api:os-flavor-extra-specs:create', params: Id, errors: [404],
-      body: Type.Object({ extra_specs: Type.Record(Type.String({ minLength: 1, maxLength: 255, pattern: '^[a-zA-Z0-9-_:. ]+$' }), Type.Union([Type.String({ maxLength: 255 }), Type.Number(), Type.Boolean()])) }, { additionalProperties: false }),
+      body: Type.Object({ extra_specs: Type.Record(Type.String({ pattern: '^[a-zA-Z0-9-_:. ]{1,255}$' }), Type.Union([Type.String({ maxLength: 255 }), Type.Number(), Type.Boolean()]), { additionalProperties: false }) }, { additionalProperties: false }),
       handler: async (req) => ({ extra_specs: await servers.flavors.setExtraSpecs(req.params.id, Object.fromEntries(Object.entries(req.body.extra_specs).map(([k, v]) => [k, String(v)]))) }),
     }),
     defineRoute({
@@ -663,7 +666,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       target: (req) => ({ user_id: req.body.keypair.user_id ?? req.auth?.userId }),
       handler: async (req, reply) => {
         const k = req.body.keypair;
-        const created = await keypairs.create(k.user_id ?? req.auth!.userId, k.name, k.public_key, k.type ?? 'ssh').catch((e: unknown) => {
+        const created = await keypairs.create(k.user_id ?? req.auth!.userId, k.name, k.public_key, k.type ?? 'ssh', req.auth!.projectId).catch((e: unknown) => {
           if (e instanceof ApiError && e.status === 413) throw new ApiError(403, 'Quota exceeded, too many key pairs.', 'OverQuota');
           throw e;
         });
@@ -765,7 +768,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         const project = req.query.tenant_id && isAdmin(req) ? req.query.tenant_id : req.auth!.projectId;
         if (!project) throw badRequest('Limits need a project-scoped token.');
         const u = await quota.usage(project, ['instances', 'cores', 'ram', 'server_groups', 'metadata_items', 'server_group_members']);
-        const kp = await quota.limits(`user:${req.auth!.userId}`, ['key_pairs']);
+        const kp = await quota.limits(project, ['key_pairs']);
         return {
           limits: {
             rate: [],
@@ -804,14 +807,24 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       target: (req) => ({ project_id: req.params.id }),
       handler: async (req) => {
         const qs = req.body.quota_set;
+        const force = qs.force === true || qs.force === 'True' || qs.force === 'true';
+        const wanted: [string, number][] = [];
         for (const [k, v] of Object.entries(qs)) {
           if (k === 'force') continue;
           if (!(k in COMPUTE_QUOTAS)) throw badRequest(`Bad key(s) ${k} in quota_set`);
           const n = Number(v);
           if (!Number.isInteger(n) || n < -1) throw badRequest(`Invalid quota value ${String(v)} for ${k}`);
-          if (k === 'key_pairs') await quota.setDefault('key_pairs', n);
-          else await quota.setLimit(req.params.id, k, n);
+          wanted.push([k, n]);
         }
+        // Validate everything first so a refused update changes nothing.
+        if (!force) {
+          const u = await quota.usage(req.params.id, wanted.map(([k]) => k));
+          for (const [k, n] of wanted) {
+            const used = (u[k]?.in_use ?? 0) + (u[k]?.reserved ?? 0);
+            if (n >= 0 && n < used) throw badRequest(`Quota limit ${n} for ${k} must be greater than or equal to already used and reserved ${used}.`);
+          }
+        }
+        for (const [k, n] of wanted) await quota.setLimit(req.params.id, k, n);
         const view = await quotaView(req.params.id, false);
         delete view.id;
         return { quota_set: view };

@@ -68,6 +68,17 @@ export class Conductor {
         const img = await this.images.getImageForBoot(a.ctx as unknown as AuthContext, a.imageId as string);
         return { path: img.localPath, format: img.diskFormat };
       }),
+      free_allocation: h(async (a) => {
+        // A failed or interrupted build holds no host capacity (Nova deletes its allocation).
+        await this.scheduler.free(a.instanceId as string);
+        await this.instanceUpdate(a.instanceId as string, { host: null });
+        return true;
+      }),
+      abort_resize: h((a) => this.abortResize(a.instanceId as string, a.host as string)),
+      abort_snapshot: h(async (a) => {
+        await this.images.deleteImage?.(a.ctx as unknown as AuthContext, a.imageId as string).catch((e) => this.log.warn({ err: e }, 'could not delete the image of a failed snapshot'));
+        return true;
+      }),
       reclaim: h(async (a) => {
         await this.scheduler.reclaim(a.instanceId as string, a.host as string, a.resources as never);
         return true;
@@ -168,6 +179,19 @@ export class Conductor {
       const max = await this.db.selectFrom('nova_compute_hosts').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
       await this.db.insertInto('nova_compute_hosts').values({ id: Number(max?.m ?? 0) + 1, host: h.host, cpu_ratio: 16, ram_ratio: 1.5, disk_ratio: 1, status: 'enabled', disabled_reason: null, forced_down: 0, created_at: now, ...values }).execute();
     }
+  }
+
+  /** A resize that failed on the host: the old flavor, its quota and its allocation come back. */
+  async abortResize(instanceId: string, host: string): Promise<boolean> {
+    const inst = await this.db.selectFrom('nova_instances').selectAll().where('id', '=', instanceId).executeTakeFirst();
+    if (!inst?.old_flavor) return false;
+    const old = JSON.parse(inst.old_flavor) as EmbeddedFlavor;
+    const cur = JSON.parse(inst.flavor) as EmbeddedFlavor;
+    await this.instanceUpdate(instanceId, { flavor: inst.old_flavor, old_flavor: null });
+    const dv = cur.vcpus - old.vcpus, dr = cur.ram - old.ram;
+    if (dv > 0 || dr > 0) await this.quota.release(inst.project_id, { cores: Math.max(0, dv), ram: Math.max(0, dr) });
+    await this.scheduler.reclaim(instanceId, host, { vcpus: old.vcpus, memoryMb: old.ram, diskGb: old.disk }).catch(() => undefined);
+    return true;
   }
 
   /** Agent wrote a snapshot file; it becomes the image's data. */

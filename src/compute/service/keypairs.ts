@@ -45,7 +45,8 @@ export class KeypairService {
     return k;
   }
   /** Imports `publicKey`, or generates an RSA pair and returns the private key once. */
-  async create(userId: string, name: string, publicKey?: string, type = 'ssh'): Promise<Keypair> {
+  /** `projectId`: the caller's project, whose key_pairs limit applies (counted per user, as Nova does). */
+  async create(userId: string, name: string, publicKey?: string, type = 'ssh', projectId: string | null = null): Promise<Keypair> {
     if (!/^[a-zA-Z0-9 _.@-]{1,255}$/.test(name) || name.trim() !== name) throw badRequest('Keypair data is invalid: Keypair name contains unsafe characters');
     let privateKey: string | undefined;
     let pub = publicKey?.trim();
@@ -56,7 +57,8 @@ export class KeypairService {
     }
     const fingerprint = fingerprintOf(pub);
     const row = { user_id: userId, name, type, public_key: pub, fingerprint, created_at: Date.now() };
-    // key_pairs quota is per user in Nova; we count per user id.
+    // key_pairs quota is per user in Nova; we count per user id, with the limit of the caller's project.
+    if (projectId) await this.quota.setLimit(`user:${userId}`, 'key_pairs', (await this.quota.limits(projectId, ['key_pairs'])).key_pairs!);
     await this.quota.withReservation(`user:${userId}`, { key_pairs: 1 }, async () => {
       if (await this.db.selectFrom('nova_keypairs').select('name').where('user_id', '=', userId).where('name', '=', name).executeTakeFirst())
         throw conflict(`Key pair '${name}' already exists.`);

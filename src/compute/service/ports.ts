@@ -12,4 +12,6 @@ export interface ImagePort {
   createImageFromFile(ctx: AuthContext, input: { name: string; diskFormat: string; path: string; properties: Record<string, string> }): Promise<{ id: string }>;
   /** Registers an image record in `queued` state before its data exists (Nova's snapshot flow). */
   reserveImage?(ctx: AuthContext, input: { name: string; properties: Record<string, string> }): Promise<{ id: string }>;
+  /** Removes an image reserved for a snapshot that failed. */
+  deleteImage?(ctx: AuthContext, id: string): Promise<void>;
 }

@@ -119,8 +119,14 @@ export class ServerService {
       if (!g || (g.project_id !== projectId && !admin)) throw badRequest(`Invalid server group ${input.groupId}.`);
     }
     const min = input.min_count ?? 1;
-    const max = Math.max(min, input.max_count ?? min);
+    const max = input.max_count ?? min;
     if (min < 1) throw badRequest("Invalid input for field/attribute min_count. Value: 0. 0 is less than the minimum of 1");
+    if (input.max_count !== undefined && min > max) throw badRequest('min_count must be <= max_count');
+    if (input.groupId) {
+      const limit = (await this.quota.limits(projectId, ['server_group_members'])).server_group_members!;
+      const members = await this.db.selectFrom('nova_instances').select('id').where('server_group_id', '=', input.groupId).where('deleted', '=', 0).execute();
+      if (limit >= 0 && members.length + min > limit) throw forbidden(`Quota exceeded for server_group_members: Requested ${min}, but already used ${members.length} of ${limit} server_group_members`);
+    }
 
     // Quota: take as many as fit between min and max, never fewer than min.
     let count = max;
@@ -176,8 +182,9 @@ export class ServerService {
    * 409 when another operation got there first or the state does not allow it.
    */
   async casTask(inst: InstanceRow, action: string, allowedVm: string[], next: string, opts: { expected?: (string | null)[]; admin: boolean; ctx: AuthContext }): Promise<InstanceRow> {
-    if (bool(inst.locked) && !opts.admin && inst.locked_by !== 'owner-' + opts.ctx.userId && inst.locked_by !== 'owner')
-      throw conflict(`Instance ${inst.id} is locked`);
+    if (bool(inst.locked) && !opts.admin) throw conflict(`Instance ${inst.id} is locked`);
+    // Work for a host needs one: refuse before touching task_state.
+    if (!inst.host) throw conflict(`Cannot '${action}' instance ${inst.id} while it is in vm_state ${inst.vm_state}: it has no host.`);
     if (!allowedVm.includes(inst.vm_state))
       throw conflict(`Cannot '${action}' instance ${inst.id} while it is in vm_state ${inst.vm_state}`);
     const expected = opts.expected ?? [null];
@@ -209,7 +216,8 @@ export class ServerService {
     await this.toHost(inst, 'delete', actionId);
   }
 
-  async setMetadata(inst: InstanceRow, meta: Record<string, string>, replace: boolean): Promise<Record<string, string>> {
+  async setMetadata(inst: InstanceRow, meta: Record<string, string>, replace: boolean, admin = true): Promise<Record<string, string>> {
+    if (bool(inst.locked) && !admin) throw conflict(`Instance ${inst.id} is locked`);
     const next = replace ? meta : { ...(JSON.parse(inst.metadata) as Record<string, string>), ...meta };
     const limit = (await this.quota.limits(inst.project_id, ['metadata_items'])).metadata_items!;
     if (limit >= 0 && Object.keys(next).length > limit) throw forbidden(`Quota exceeded for metadata_items: Requested ${Object.keys(next).length}, but already used 0 of ${limit} metadata_items`);
