@@ -26,6 +26,7 @@ import { ApiError } from '../core/errors.js';
 import { SerialConsoleProxy } from '../compute/console/serial-proxy.js';
 import { buildGuestImage } from '../image/seed/build-guest-image.js';
 import type { AuthContext } from '../core/context.js';
+import { ImageService, imageMigrations, imagePolicies, imageRoutes } from '../image/index.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -42,10 +43,12 @@ export class Cloud {
   readonly quota: QuotaEngine;
   readonly identity: Identity;
   readonly app: FastifyInstance;
-  readonly states: Record<string, ServiceState> = { identity: 'starting', compute: 'starting' };
+  readonly states: Record<string, ServiceState> = { identity: 'starting', image: 'starting', compute: 'starting' };
   servers!: ServerService;
   conductor!: Conductor;
   computeAgent: ComputeManager | null = null;
+  /** The image service (Glance v2 at /image). */
+  image!: ImageService;
   /** How compute reaches the image service; set when the image service starts. */
   imagePort: ImagePort | null = null;
   private readonly computeDriver: ComputeDriver | null;
@@ -58,7 +61,7 @@ export class Cloud {
     this.log = opts.log ?? createLogger(config.dataDir, config.logLevel);
     this.database = openDatabase(config.databaseUrl, config.dataDir);
     this.bus = new InProcessBus((e, where) => this.log.error({ err: e, where }, 'bus handler failed'));
-    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies });
+    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies, ...imagePolicies });
     this.quota = new QuotaEngine(this.database);
     this.identity = new Identity(this.database, config, this.log, this.bus);
     this.app = createApp({ log: this.log, maxJsonBodyBytes: config.maxJsonBodyBytes, validator: this.identity.tokens, policy: this.policy });
@@ -69,7 +72,7 @@ export class Cloud {
   }
 
   async start(): Promise<void> {
-    await migrate(this.database, [quotaMigrations, identityMigrations, computeMigrations]);
+    await migrate(this.database, [quotaMigrations, identityMigrations, computeMigrations, imageMigrations]);
     this.policy.loadOverrides(await loadPolicyFile(join(this.config.dataDir, 'policy.yaml')));
     await this.identity.init();
     await this.identity.catalog.register('identity', 'keystone', this.identityUrl, this.config.region);
@@ -82,6 +85,7 @@ export class Cloud {
     });
     mountService(this.app, this.policy, { prefix: '/identity/v3', format: 'keystone', routes: identityRoutes(this.identity, { base: `${base}/identity/v3` }, this.policy) });
     this.states.identity = 'ok';
+    await this.startImage();
 
     // The seeded guest image is built (once, cached) before compute starts:
     // the KVM probe boots it.
@@ -91,6 +95,18 @@ export class Cloud {
     if (this.config.seed) await this.seed();
     writeClientConfig(this.config, this.identity.adminPassword(), this.config.seed ? this.identity.keptSecret('demo-password') : null);
     await this.app.listen({ host: this.config.listen.host, port: this.config.listen.port });
+  }
+
+  /** Image API (Glance v2) at /image; compute reaches it in process through `imagePort`. */
+  private async startImage(): Promise<void> {
+    this.image = new ImageService(this.database, this.config, this.log, this.bus, this.quota, this.policy);
+    await this.image.init();
+    const root = `${this.config.publicUrl}/image`;
+    mountService(this.app, this.policy, { prefix: '/image', format: 'glance', routes: imageRoutes(this.image, this.policy, { root }) });
+    await this.identity.catalog.register('image', 'glance', root, this.config.region);
+    this.imagePort = this.image;
+    this.seedImage = (ctx, path) => this.image.seedGuestImage(ctx, path);
+    this.states.image = 'ok';
   }
 
   /** Compute API, conductor and this host's compute agent (QEMU). */
@@ -108,6 +124,9 @@ export class Cloud {
       reserveImage: (ctx, input) => {
         if (!this.imagePort?.reserveImage) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
         return this.imagePort.reserveImage(ctx, input);
+      },
+      deleteImage: async (ctx, id) => {
+        await this.imagePort?.deleteImage?.(ctx, id);
       },
     };
     this.servers = new ServerService(this.database, this.bus, this.quota, images, this.log);
@@ -181,6 +200,7 @@ export class Cloud {
     for (const k of Object.keys(this.states)) this.states[k] = 'stopped';
     await this.app.close();
     await this.computeAgent?.stop().catch((e) => this.log.error({ err: e }, 'compute agent stop failed'));
+    await this.image?.stop().catch((e) => this.log.error({ err: e }, 'image service stop failed'));
     await this.bus.close();
     await this.database.close();
     this.log.flush?.();

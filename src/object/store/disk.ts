@@ -1,0 +1,612 @@
+import { access, constants as fsConstants } from 'node:fs';
+import { join } from 'node:path';
+import type { Ring, RingDevice } from './ring.js';
+import {
+  O_NEW_FILE,
+  O_RDONLY,
+  closeFd,
+  closeQuietly,
+  fdatasyncFd,
+  fstatFd,
+  fsyncDir,
+  mkdirOne,
+  mkdirsDurable,
+  openFd,
+  readAt,
+  readExactly,
+  readdirOrEmpty,
+  renamePath,
+  rmdirQuietly,
+  unlinkQuietly,
+  writeAll,
+  writevAll,
+} from './fsutil.js';
+import {
+  CorruptFileError,
+  FOOTER_SIZE,
+  obsoleteVersions,
+  parseFileName,
+  parseFooter,
+  parseTail,
+  resolveVersions,
+  verifyBlocks,
+  type AnyRecord,
+  type Footer,
+  type Version,
+} from './format.js';
+import { UnavailableError } from './errors.js';
+
+/**
+ * The replicated file layer under the store. Layout of one device:
+ *
+ * ```
+ * <device>/tmp/<session>-<n>.tmp                 files being written
+ * <device>/<kind>/<partition>/<hash>/<ts>.data   object data + meta / container or account record
+ * <device>/<kind>/<partition>/<hash>/<ts>.ts     tombstone
+ * <device>/<kind>/<partition>/<hash>/<ts>.meta   metadata update (POST)
+ * <device>/quarantined/<kind>/<hash>/<file>      corrupt files moved aside
+ * ```
+ *
+ * where `<kind>` is `objects`, `containers` or `accounts`. Writes go to a temp
+ * file on every target device, are fsynced, renamed into place and the
+ * directory fsynced; they count as done once a quorum of targets is durable.
+ */
+
+export type Kind = 'objects' | 'containers' | 'accounts';
+/** Replication and rebuild order: an object's container must be known before the object. */
+export const KINDS: readonly Kind[] = ['accounts', 'containers', 'objects'];
+
+/** pino-compatible subset. */
+export interface StoreLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+export const silentLogger: StoreLogger = { info() {}, warn() {}, error() {} };
+
+/** One device's view of one hash directory. */
+export interface DeviceVersions {
+  dev: RingDevice;
+  /** null when the device could not be read. */
+  versions: Version[] | null;
+  primary: boolean;
+}
+
+/** What the replicas of one hash directory hold, merged. */
+export interface Gathered {
+  kind: Kind;
+  partition: number;
+  hash: string;
+  perDevice: DeviceVersions[];
+  /** Newest `.data` / `.ts` on any replica. */
+  base?: Version;
+  /** Newest `.meta` newer than the base (only when the base is `.data`). */
+  meta?: Version;
+  /** Devices holding the base file, primaries first. */
+  baseHolders: RingDevice[];
+  metaHolders: RingDevice[];
+  /** Devices that could not be read. */
+  failed: number;
+}
+
+/** A record file opened and checked (footer, tail CRC, JSON). */
+export interface OpenedFile {
+  dev: RingDevice;
+  path: string;
+  /** Open descriptor for streaming, or -1 (data held in `data`, or not kept open). */
+  fd: number;
+  size: number;
+  footer: Footer;
+  table: Buffer;
+  record: AnyRecord;
+  /** The whole data, verified, when the file was small enough to read in one go. */
+  data?: Buffer;
+  /** The whole file's bytes, in that case. */
+  raw?: Buffer;
+}
+
+interface Target {
+  dev: RingDevice;
+  fd: number;
+  tmp: string;
+  handoff: boolean;
+  dead: boolean;
+}
+
+/** Resolves once `q` of the promises succeed; `all` settles when every one has. */
+export function quorumOf(promises: Promise<unknown>[], q: number): { acked: Promise<number>; all: Promise<number> } {
+  let ok = 0;
+  let failed = 0;
+  let firstError: unknown;
+  let resolveAcked!: (n: number) => void;
+  let rejectAcked!: (e: unknown) => void;
+  const acked = new Promise<number>((res, rej) => {
+    resolveAcked = res;
+    rejectAcked = rej;
+  });
+  const n = promises.length;
+  if (n < q) rejectAcked(new UnavailableError(`only ${n} of ${q} replicas available`));
+  const all = Promise.all(
+    promises.map((p) =>
+      p.then(
+        () => {
+          ok++;
+          if (ok === q) resolveAcked(ok);
+        },
+        (e: unknown) => {
+          failed++;
+          firstError ??= e;
+          if (n - failed < q && ok < q) {
+            rejectAcked(new UnavailableError(`write quorum not reached (${ok} of ${q}): ${(firstError as Error)?.message ?? firstError}`));
+          }
+        },
+      ),
+    ),
+  ).then(() => ok);
+  acked.catch(() => {}); // callers that only await `all` must not see an unhandled rejection
+  return { acked, all };
+}
+
+/** Files up to this size are read whole with one read call. */
+export const PROBE_SIZE = 64 * 1024;
+const DOWN_MS = 10_000;
+
+export class Disk {
+  readonly quorum: number;
+  /** Temp files being written by this process (anything else in tmp/ is garbage). */
+  readonly inflightTmp = new Set<string>();
+  /** `kind:partition` known to hold data on a non-primary device. */
+  readonly handoffParts = new Set<string>();
+  private readonly knownPartDirs = new Set<string>();
+  private readonly downUntil = new Map<number, number>();
+  private readonly cleaning = new Set<string>();
+  private tmpCounter = 0;
+  /** Background work (third replicas, cleanups) to wait for on close. */
+  readonly background = new Set<Promise<unknown>>();
+
+  constructor(
+    readonly ring: Ring,
+    readonly sessionId: string,
+    readonly log: StoreLogger,
+  ) {
+    this.quorum = Math.floor(ring.replicas / 2) + 1;
+  }
+
+  partDir(dev: RingDevice, kind: Kind, part: number): string {
+    return `${dev.path}/${kind}/${part}`;
+  }
+
+  hashDir(dev: RingDevice, kind: Kind, part: number, hash: string): string {
+    return `${dev.path}/${kind}/${part}/${hash}`;
+  }
+
+  tmpDir(dev: RingDevice): string {
+    return `${dev.path}/tmp`;
+  }
+
+  /** Tracks a background promise until it settles. */
+  track<T>(p: Promise<T>): Promise<T> {
+    this.background.add(p);
+    const done = () => this.background.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  isUp(dev: RingDevice): boolean {
+    const until = this.downUntil.get(dev.id);
+    return until === undefined || until < Date.now();
+  }
+
+  markDown(dev: RingDevice, err: unknown): void {
+    if (this.isUp(dev)) this.log.warn({ device: dev.name, err: String(err) }, 'device marked unavailable');
+    this.downUntil.set(dev.id, Date.now() + DOWN_MS);
+  }
+
+  /** Re-checks every device (its tmp/ directory must be there): marks it up or down. */
+  async probeDevices(): Promise<void> {
+    await Promise.all(
+      this.ring.devices.map(
+        (dev) =>
+          new Promise<void>((res) =>
+            access(this.tmpDir(dev), fsConstants.W_OK, (e) => {
+              if (e) this.markDown(dev, e);
+              else if (this.downUntil.delete(dev.id)) this.log.info({ device: dev.name }, 'device available again');
+              res();
+            }),
+          ),
+      ),
+    );
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  /** Parsed versions in one device's hash directory; null when the device failed. */
+  async listVersions(dev: RingDevice, kind: Kind, part: number, hash: string): Promise<Version[] | null> {
+    try {
+      const names = await readdirOrEmpty(this.hashDir(dev, kind, part, hash));
+      const out: Version[] = [];
+      for (const n of names) {
+        const v = parseFileName(n);
+        if (v) out.push(v);
+      }
+      return out;
+    } catch (e) {
+      this.markDown(dev, e);
+      return null;
+    }
+  }
+
+  /** Devices to consult for a partition: the primaries, plus handoffs when needed. */
+  readDevices(kind: Kind, part: number): Array<{ dev: RingDevice; primary: boolean }> {
+    const prim = this.ring.primaries(part).map((dev) => ({ dev, primary: true }));
+    if (!this.handoffParts.has(`${kind}:${part}`) && prim.every((p) => this.isUp(p.dev))) return prim;
+    return [...prim, ...this.ring.handoffs(part).map((dev) => ({ dev, primary: false }))];
+  }
+
+  /** Lists the hash directory on every replica and merges the result. */
+  async gather(kind: Kind, part: number, hash: string): Promise<Gathered> {
+    const devs = this.readDevices(kind, part);
+    const lists = await Promise.all(devs.map((d) => (this.isUp(d.dev) ? this.listVersions(d.dev, kind, part, hash) : null)));
+    const perDevice: DeviceVersions[] = devs.map((d, i) => ({ dev: d.dev, primary: d.primary, versions: lists[i]! }));
+    return mergeVersions(kind, part, hash, perDevice);
+  }
+
+  /**
+   * Opens a record file and checks its footer, tail CRC and record. A file
+   * smaller than 64 KiB is read whole (one read call) and its data verified;
+   * a larger one keeps its descriptor open when `keepOpen`. `knownLarge`
+   * skips the first read when the data is known to be ≥ 64 KiB.
+   */
+  async openFile(dev: RingDevice, kind: Kind, part: number, hash: string, v: Version, keepOpen: boolean, knownLarge = false): Promise<OpenedFile> {
+    const path = `${this.hashDir(dev, kind, part, hash)}/${v.file}`;
+    const fd = await openFd(path, O_RDONLY);
+    let keep = false;
+    try {
+      const probe = knownLarge ? null : Buffer.allocUnsafe(PROBE_SIZE);
+      const n = probe ? await readAt(fd, probe, 0, PROBE_SIZE, 0) : PROBE_SIZE;
+      let out: OpenedFile;
+      if (probe && n < PROBE_SIZE) {
+        if (n < FOOTER_SIZE) throw new CorruptFileError('file too short');
+        const footer = parseFooter(probe.subarray(n - FOOTER_SIZE, n), n);
+        const { table, record } = parseTail(probe.subarray(footer.dataLen, n - FOOTER_SIZE), footer);
+        const data = probe.subarray(0, footer.dataLen);
+        verifyBlocks(data, 0, table, footer.blockSize, footer.dataLen);
+        out = { dev, path, fd: -1, size: n, footer, table, record, data, raw: probe.subarray(0, n) };
+      } else {
+        const size = (await fstatFd(fd)).size;
+        const want = Math.min(size, PROBE_SIZE);
+        const end = await readExactly(fd, want, size - want);
+        const footer = parseFooter(end.subarray(want - FOOTER_SIZE), size);
+        const tail =
+          footer.tailLen + FOOTER_SIZE <= want
+            ? end.subarray(want - FOOTER_SIZE - footer.tailLen, want - FOOTER_SIZE)
+            : await readExactly(fd, footer.tailLen, size - FOOTER_SIZE - footer.tailLen);
+        const { table, record } = parseTail(tail, footer);
+        keep = keepOpen;
+        out = { dev, path, fd: keep ? fd : -1, size, footer, table, record };
+      }
+      if (out.record.timestamp !== v.ts) throw new CorruptFileError('record timestamp does not match its file name');
+      return out;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESHORT') throw new CorruptFileError('file shorter than expected');
+      throw e;
+    } finally {
+      if (!keep) closeQuietly(fd);
+    }
+  }
+
+  /** Moves a corrupt file to `<device>/quarantined/<kind>/<hash>/` so replication restores it. */
+  async quarantine(dev: RingDevice, kind: Kind, part: number, hash: string, file: string, reason: string): Promise<boolean> {
+    const from = `${this.hashDir(dev, kind, part, hash)}/${file}`;
+    const qdir = join(dev.path, 'quarantined', kind, hash);
+    try {
+      await mkdirsDurable(qdir, dev.path);
+      await renamePath(from, `${qdir}/${file}.${Date.now()}`);
+      this.log.warn({ device: dev.name, kind, partition: part, hash, file, reason }, 'quarantined corrupt file');
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') this.log.error({ device: dev.name, path: from, err: String(e) }, 'quarantine failed');
+      return false;
+    }
+  }
+
+  /** Unlinks obsolete versions in one hash directory (in the background, once at a time). */
+  scheduleCleanup(dev: RingDevice, kind: Kind, part: number, hash: string): void {
+    const dir = this.hashDir(dev, kind, part, hash);
+    if (this.cleaning.has(dir)) return;
+    this.cleaning.add(dir);
+    this.track(
+      (async () => {
+        try {
+          const versions = await this.listVersions(dev, kind, part, hash);
+          if (!versions || versions.length < 2) return;
+          await Promise.all(obsoleteVersions(versions).map((v) => unlinkQuietly(`${dir}/${v.file}`)));
+        } finally {
+          this.cleaning.delete(dir);
+        }
+      })(),
+    );
+  }
+
+  /** Remembers which partition directories exist (so writes skip the mkdir). */
+  async learnPartDirs(): Promise<void> {
+    for (const dev of this.ring.devices) {
+      if (!this.isUp(dev)) continue;
+      for (const kind of KINDS) for (const p of await this.listPartitions(dev, kind)) this.knownPartDirs.add(this.partDir(dev, kind, p));
+    }
+  }
+
+  /** Partition numbers present on a device for a kind. */
+  async listPartitions(dev: RingDevice, kind: Kind): Promise<number[]> {
+    const names = await readdirOrEmpty(`${dev.path}/${kind}`);
+    return names.filter((n) => /^\d+$/.test(n)).map(Number);
+  }
+
+  /** Hash directories present in one partition of a device. */
+  async listHashes(dev: RingDevice, kind: Kind, part: number): Promise<string[]> {
+    const names = await readdirOrEmpty(this.partDir(dev, kind, part));
+    return names.filter((n) => /^[0-9a-f]{32}$/.test(n));
+  }
+
+  /** Unlinks every file of a hash directory, then the directory. */
+  async removeHashDir(dev: RingDevice, kind: Kind, part: number, hash: string): Promise<void> {
+    const dir = this.hashDir(dev, kind, part, hash);
+    for (const n of await readdirOrEmpty(dir)) await unlinkQuietly(`${dir}/${n}`);
+    await rmdirQuietly(dir);
+  }
+
+  /** Removes a partition directory if it is empty. */
+  async removePartDirIfEmpty(dev: RingDevice, kind: Kind, part: number): Promise<void> {
+    const pd = this.partDir(dev, kind, part);
+    if (await rmdirQuietly(pd)) this.knownPartDirs.delete(pd);
+  }
+
+  /**
+   * Removes temp files nobody is writing: those of earlier (crashed) processes
+   * and any this process abandoned. Returns how many were removed.
+   */
+  async cleanTmp(dev: RingDevice): Promise<number> {
+    let n = 0;
+    for (const name of await readdirOrEmpty(this.tmpDir(dev))) {
+      const path = `${this.tmpDir(dev)}/${name}`;
+      if (this.inflightTmp.has(path)) continue;
+      await unlinkQuietly(path);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Copies an opened file to another device (temp file, fsync, rename, dir
+   * fsync), verifying the data blocks on the way: a corrupt source throws
+   * CorruptFileError and nothing is left on the target.
+   */
+  async copyFile(f: OpenedFile, dst: RingDevice, kind: Kind, part: number, hash: string, file: string): Promise<void> {
+    const t = await this.openTmp(dst);
+    await this.complete(t, kind, part, hash, file, async () => {
+      if (f.raw) {
+        await writeAll(t.fd, f.raw, 0);
+        return;
+      }
+      const bs = f.footer.blockSize;
+      const chunk = Math.max(1, Math.floor((1024 * 1024) / bs)) * bs;
+      for (let pos = 0; pos < f.size; ) {
+        const len = Math.min(chunk, f.size - pos);
+        const buf = await readExactly(f.fd, len, pos);
+        if (pos < f.footer.dataLen) verifyBlocks(buf.subarray(0, Math.min(len, f.footer.dataLen - pos)), pos, f.table, bs, f.footer.dataLen);
+        await writeAll(t.fd, buf, pos);
+        pos += len;
+      }
+    });
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  private async openTmp(dev: RingDevice): Promise<Target> {
+    const tmp = `${this.tmpDir(dev)}/${this.sessionId}-${++this.tmpCounter}.tmp`;
+    this.inflightTmp.add(tmp);
+    try {
+      const fd = await openFd(tmp, O_NEW_FILE);
+      return { dev, fd, tmp, handoff: false, dead: false };
+    } catch (e) {
+      this.inflightTmp.delete(tmp);
+      throw e;
+    }
+  }
+
+  /**
+   * Opens a temp file on each primary; a primary that is down or fails is
+   * replaced by the next handoff device.
+   */
+  async openTargets(kind: Kind, part: number): Promise<Target[]> {
+    const prim = this.ring.primaries(part);
+    const opened = await Promise.all(
+      prim.map((dev) =>
+        this.isUp(dev)
+          ? this.openTmp(dev).catch((e: unknown) => {
+              this.markDown(dev, e);
+              return null;
+            })
+          : null,
+      ),
+    );
+    const out: Target[] = [];
+    let handoffs: RingDevice[] | null = null;
+    let hi = 0;
+    for (let t of opened) {
+      if (!t) {
+        handoffs ??= this.ring.handoffs(part);
+        while (!t && hi < handoffs.length) {
+          const h = handoffs[hi++]!;
+          if (!this.isUp(h)) continue;
+          t = await this.openTmp(h).catch((e: unknown) => {
+            this.markDown(h, e);
+            return null;
+          });
+          if (t) {
+            t.handoff = true;
+            this.handoffParts.add(`${kind}:${part}`);
+          }
+        }
+      }
+      if (t) out.push(t);
+    }
+    if (out.length < this.quorum) {
+      for (const t of out) this.discard(t);
+      throw new UnavailableError(`only ${out.length} devices available for a write quorum of ${this.quorum}`);
+    }
+    return out;
+  }
+
+  private discard(t: Target): void {
+    t.dead = true;
+    closeQuietly(t.fd);
+    this.inflightTmp.delete(t.tmp);
+    void unlinkQuietly(t.tmp);
+  }
+
+  /**
+   * Renames a complete, fsynced temp file into its hash directory and makes
+   * the new entries durable (fsync of the hash directory, and of the
+   * partition directory when the hash directory is new).
+   */
+  async finalize(dev: RingDevice, kind: Kind, part: number, hash: string, tmp: string, file: string): Promise<void> {
+    const pd = this.partDir(dev, kind, part);
+    const hd = `${pd}/${hash}`;
+    for (let attempt = 0; ; attempt++) {
+      if (!this.knownPartDirs.has(pd)) {
+        await mkdirsDurable(pd, dev.path);
+        this.knownPartDirs.add(pd);
+      }
+      try {
+        const created = await mkdirOne(hd);
+        await renamePath(tmp, `${hd}/${file}`);
+        await Promise.all([fsyncDir(hd), created ? fsyncDir(pd) : null]);
+        if (!created) this.scheduleCleanup(dev, kind, part, hash);
+        return;
+      } catch (e) {
+        // The partition or hash directory vanished under us (replicator reclaim): retry once.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw e;
+        this.knownPartDirs.delete(pd);
+      }
+    }
+  }
+
+  /** Data written; fsync, close and rename one target. Cleans up on failure. */
+  private async complete(t: Target, kind: Kind, part: number, hash: string, file: string, write: (() => Promise<void>) | null): Promise<void> {
+    let open = true;
+    try {
+      if (write) await write();
+      await fdatasyncFd(t.fd);
+      open = false;
+      await closeFd(t.fd);
+      await this.finalize(t.dev, kind, part, hash, t.tmp, file);
+    } catch (e) {
+      if (open) closeQuietly(t.fd);
+      await unlinkQuietly(t.tmp);
+      this.log.warn({ device: t.dev.name, kind, hash, file, err: String(e) }, 'replica write failed');
+      throw e;
+    } finally {
+      this.inflightTmp.delete(t.tmp);
+    }
+  }
+
+  /**
+   * Writes a whole file held in memory to every replica. `acked` resolves
+   * once a quorum is durable; `all` once every replica is done.
+   */
+  async writeWhole(kind: Kind, part: number, hash: string, file: string, bufs: Buffer[]): Promise<{ acked: Promise<number>; all: Promise<number> }> {
+    const targets = await this.openTargets(kind, part);
+    const q = quorumOf(
+      targets.map((t) => this.complete(t, kind, part, hash, file, () => writevAll(t.fd, bufs, 0))),
+      this.quorum,
+    );
+    this.track(q.all);
+    return q;
+  }
+
+  /** Starts a streamed write to every replica. */
+  async beginStream(kind: Kind, part: number, hash: string, file: string): Promise<StreamWrite> {
+    return new StreamWrite(this, await this.openTargets(kind, part), kind, part, hash, file);
+  }
+
+  /** Internal to StreamWrite. */
+  _complete(t: Target, kind: Kind, part: number, hash: string, file: string, write: () => Promise<void>): Promise<void> {
+    return this.complete(t, kind, part, hash, file, write);
+  }
+  _discard(t: Target): void {
+    this.discard(t);
+  }
+}
+
+/** A write being streamed to several replicas at once. */
+export class StreamWrite {
+  private pos = 0;
+  private finished = false;
+
+  constructor(
+    private readonly disk: Disk,
+    private readonly targets: Target[],
+    private readonly kind: Kind,
+    private readonly part: number,
+    private readonly hash: string,
+    private readonly file: string,
+  ) {}
+
+  private live(): Target[] {
+    return this.targets.filter((t) => !t.dead);
+  }
+
+  /** Appends buffers on every live replica; a replica that fails drops out. */
+  async write(bufs: Buffer[]): Promise<void> {
+    let len = 0;
+    for (const b of bufs) len += b.length;
+    const pos = this.pos;
+    await Promise.all(
+      this.live().map((t) =>
+        writevAll(t.fd, bufs, pos).catch((e: unknown) => {
+          this.disk.log.warn({ device: t.dev.name, err: String(e) }, 'replica write failed; dropping it');
+          this.disk._discard(t);
+        }),
+      ),
+    );
+    this.pos += len;
+    if (this.live().length < this.disk.quorum) {
+      this.abort();
+      throw new UnavailableError('too many replica writes failed');
+    }
+  }
+
+  /** Writes the trailer, fsyncs and renames every replica. */
+  commit(trailer: Buffer): { acked: Promise<number>; all: Promise<number> } {
+    this.finished = true;
+    const pos = this.pos;
+    const q = quorumOf(
+      this.live().map((t) => this.disk._complete(t, this.kind, this.part, this.hash, this.file, () => writeAll(t.fd, trailer, pos))),
+      this.disk.quorum,
+    );
+    this.disk.track(q.all);
+    return q;
+  }
+
+  /** Drops every temp file: nothing of this write becomes visible. */
+  abort(): void {
+    if (this.finished) return;
+    this.finished = true;
+    for (const t of this.targets) if (!t.dead) this.disk._discard(t);
+  }
+}
+
+/** Merges per-device listings of one hash directory. */
+export function mergeVersions(kind: Kind, partition: number, hash: string, perDevice: DeviceVersions[]): Gathered {
+  const all: Version[] = [];
+  let failed = 0;
+  for (const d of perDevice) {
+    if (d.versions) all.push(...d.versions);
+    else failed++;
+  }
+  const { base, meta } = resolveVersions(all);
+  const holders = (v: Version | undefined) =>
+    v ? perDevice.filter((d) => d.versions?.some((x) => x.file === v.file)).map((d) => d.dev) : [];
+  return { kind, partition, hash, perDevice, base, meta, baseHolders: holders(base), metaHolders: holders(meta), failed };
+}
