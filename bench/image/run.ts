@@ -212,7 +212,7 @@ async function main(): Promise<void> {
       for (let i = 0; i < n; i++) {
         const r = await call('GET', p);
         if (r.status !== 200) throw new Error(`${p}: ${r.status}`);
-        if (i === 0) counts.push(`${label.split(' ')[1]}: ${JSON.parse(r.body).images.length} images/page`);
+        if (i === 0) counts.push(`${JSON.parse(r.body).images.length} images/page`);
         lat.push(r.ms);
       }
       console.log(`${label.padEnd(56)} p50 ${pct(lat, 50).toFixed(2)} ms   p99 ${pct(lat, 99).toFixed(2)} ms   (${n} sequential requests; ${counts.join('')})`);

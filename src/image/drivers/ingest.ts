@@ -83,7 +83,6 @@ class HashWorkers {
     };
     for (const algo of ['md5', 'sha512']) {
       const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { algo } });
-      w.unref();
       w.on('message', (m: { t: string; id: number; slot?: number; hex?: string; message?: string }) => {
         const job = this.jobs.get(m.id);
         if (!job) return;
@@ -95,26 +94,54 @@ class HashWorkers {
       w.on('exit', (code) => {
         if (this.workers === ws) fail(new Error(`${algo} worker exited with ${code}`));
       });
+      // Listeners ref the worker: unref after adding them (ref'd again while jobs run).
+      w.unref();
       ws.set(algo, w);
     }
     this.workers = ws;
     return ws;
   }
 
+  warm(): void {
+    this.start();
+  }
+
+  /** Workers keep the process alive only while some upload needs them. */
+  private setRef(on: boolean): void {
+    for (const w of this.workers?.values() ?? []) if (on) w.ref();
+    else w.unref();
+  }
+
   open(h: JobHandlers): { post: (msg: Record<string, unknown>) => void; close: () => void } {
     const ws = this.start();
     const id = this.nextId++;
     this.jobs.set(id, h);
+    if (this.jobs.size === 1) this.setRef(true);
     return {
       post: (msg) => {
         for (const w of ws.values()) w.postMessage({ ...msg, id });
       },
-      close: () => this.jobs.delete(id),
+      close: () => {
+        if (this.jobs.delete(id) && this.jobs.size === 0) this.setRef(false);
+      },
     };
   }
 }
 
 const hashWorkers = new HashWorkers();
+
+/**
+ * Starts the hashing workers now (a fixed ~20 MB, once per process) rather
+ * than inside the first upload.
+ */
+export function startHashWorkers(): void {
+  if (hashWorkers.broken || availableParallelism() < 2) return;
+  try {
+    hashWorkers.warm();
+  } catch {
+    hashWorkers.broken = true;
+  }
+}
 
 /** Page-aligned shared memory for the ring (WebAssembly memory is page-aligned). */
 function alignedShared(bytes: number): SharedArrayBuffer {

@@ -76,7 +76,9 @@ function checkKey(key: string): void {
  * per image named by its id. Writes go to a temporary file in the same
  * directory, are fsynced, renamed into place and the directory fsynced, so a
  * crash leaves either the whole object or none (stale temporaries are swept
- * at start-up).
+ * at start-up). The bulk of the data is written with O_DIRECT from the
+ * ingest ring (see ingest.ts) where the file system supports it. Files are
+ * never modified once in place, so compute may hard-link or back onto them.
  */
 export class FilesystemStore implements ImageStore {
   readonly id = 'file';
@@ -104,10 +106,20 @@ export class FilesystemStore implements ImageStore {
     // write-back at fsync time); the last partial slot through `fh`.
     const direct = this.direct ? await open(tmp, constants.O_WRONLY | constants.O_DIRECT).catch(() => null) : null;
     if (!direct) this.direct = false;
+    let useDirect = direct !== null;
     const ring = new IngestRing(async (buf, position) => {
-      const target = direct && buf.byteLength % 4096 === 0 ? direct : fh;
       let done = 0;
-      while (done < buf.byteLength) done += (await target.write(buf, done, buf.byteLength - done, position + done)).bytesWritten;
+      if (useDirect && buf.byteLength % 4096 === 0) {
+        try {
+          done = (await direct!.write(buf, 0, buf.byteLength, position)).bytesWritten;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
+          useDirect = false; // alignment refused: buffered from now on
+          this.direct = false;
+        }
+      }
+      // The partial last slot, and any short direct write's rest, go through the page cache.
+      while (done < buf.byteLength) done += (await fh.write(buf, done, buf.byteLength - done, position + done)).bytesWritten;
     });
     let closed = false;
     try {

@@ -11,6 +11,7 @@ import type { Logger } from '../../core/log.js';
 import type { PolicyEngine } from '../../core/policy.js';
 import { OverQuotaError, type QuotaEngine } from '../../core/quota.js';
 import { FilesystemStore, StoreLimitError, StoreNotFoundError, type ByteRange, type ImageStore, type StoredData } from '../drivers/store.js';
+import { startHashWorkers } from '../drivers/ingest.js';
 import { QEMU_FORMATS, QemuImgError, qemuImgConvert, qemuImgInfo, unsafeReason } from '../drivers/qemu-img.js';
 import type { ImageStatus } from '../store/tables.js';
 import { ImageCatalog, type ImageListQuery } from './catalog.js';
@@ -97,6 +98,7 @@ export class ImageService {
   async init(): Promise<void> {
     await this.store.init?.();
     await this.staging.init();
+    startHashWorkers();
     await this.recover();
     await this.tasks.purge();
     for (const [owner, u] of await this.catalog.usageByOwner()) {
