@@ -297,7 +297,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         if (typeof a?.name !== 'string' || !a.name.trim()) throw badRequest("Invalid input for field/attribute createImage. 'name' is a required property");
         const props: Record<string, string> = { image_type: 'snapshot', instance_uuid: r.id, base_image_ref: r.image_id, owner_project_name: ctx.projectName ?? '', owner_user_name: ctx.userName };
         for (const [k, v] of Object.entries(a.metadata ?? {})) props[k] = String(v);
-        const imagePort = await servers.imagePortFor();
+        const imagePort = servers.images;
         if (!imagePort.reserveImage) throw new ApiError(501, 'Snapshots need the image service.', 'NotImplemented');
         const locked = await servers.casTask(r, 'createImage', ACTIVE_ISH, TASK.IMAGE_SNAPSHOT, { admin, ctx });
         let image: { id: string };
@@ -317,7 +317,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         rule('os_compute_api:servers:rebuild');
         const a = arg as { imageRef?: string; name?: string; metadata?: Record<string, string> };
         if (!a?.imageRef) throw badRequest("Invalid input for field/attribute rebuild. 'imageRef' is a required property");
-        const img = await (await servers.imagePortFor()).getImageForBoot(ctx, a.imageRef).catch(() => {
+        const img = await servers.images.getImageForBoot(ctx, a.imageRef).catch(() => {
           throw badRequest(`Image ${a.imageRef} could not be found.`);
         });
         const f = JSON.parse(r.flavor) as EmbeddedFlavor;
@@ -344,7 +344,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         rule('os_compute_api:os-rescue');
         const a = (arg ?? {}) as { rescue_image_ref?: string; adminPass?: string };
         const imgId = a.rescue_image_ref ?? r.image_id;
-        await (await servers.imagePortFor()).getImageForBoot(ctx, imgId).catch(() => {
+        await servers.images.getImageForBoot(ctx, imgId).catch(() => {
           throw badRequest(`Image ${imgId} could not be found.`);
         });
         const pass = a.adminPass ?? hexId().slice(0, 12);
@@ -916,4 +916,3 @@ async function hypervisors(servers: ServerService, detail: boolean): Promise<unk
   });
 }
 
-export { forbidden };

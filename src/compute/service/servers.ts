@@ -50,7 +50,8 @@ export class ServerService {
     private readonly database: Database,
     private readonly bus: Bus,
     private readonly quota: QuotaEngine,
-    private readonly images: ImagePort,
+    /** How actions (rebuild, rescue, snapshot) reach the image service. */
+    readonly images: ImagePort,
     private readonly log: Logger,
   ) {
     this.db = database.db as unknown as Kysely<ComputeTables>;
@@ -243,11 +244,4 @@ export class ServerService {
     return sanitizeHostname(inst.name, `server-${inst.id.slice(0, 8)}`);
   }
 
-  async imagePortFor(): Promise<ImagePort> {
-    return this.images;
-  }
-
-  logError(e: unknown, msg: string): void {
-    this.log.error({ err: e }, msg);
-  }
 }
