@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { defineRoute, enforce, allowed, type RouteDef, type ApiRequest } from '../../core/http.js';
-import { ApiError, badRequest, conflict, forbidden, notFound } from '../../core/errors.js';
+import { ApiError, badRequest, conflict, notFound } from '../../core/errors.js';
 import type { PolicyEngine } from '../../core/policy.js';
 import type { QuotaEngine } from '../../core/quota.js';
 import type { Bus, Json } from '../../core/bus.js';
