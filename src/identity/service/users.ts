@@ -1,4 +1,4 @@
-import { hash, verify } from '@node-rs/bcrypt';
+import bcrypt from 'bcrypt';
 import { IdentityCore, parseJson, DEFAULT_DOMAIN_ID } from './core.js';
 import { badRequest, conflict, notFound, unauthorized } from '../../core/errors.js';
 import { hexId } from '../../core/ids.js';
@@ -62,7 +62,7 @@ export class UserService {
   }
   private async hashPassword(pw: string): Promise<string> {
     if (pw.length > 4096) throw badRequest('Invalid input for field \'password\': the password is too long.');
-    return hash(pw, this.c.config.identity.passwordHashCost);
+    return bcrypt.hash(pw, this.c.config.identity.passwordHashCost);
   }
   async create(input: { name: string; domain_id?: string; enabled?: boolean; password?: string | null; default_project_id?: string; [k: string]: unknown }): Promise<User> {
     const domainId = input.domain_id ?? DEFAULT_DOMAIN_ID;
@@ -136,14 +136,14 @@ export class UserService {
   async checkPassword(row: UserRow | undefined, password: string): Promise<UserRow> {
     const fail = () => unauthorized('The request you have made requires authentication.');
     if (!row || !row.password_hash) {
-      dummyHash ??= hash('stratus-no-such-user', this.c.config.identity.passwordHashCost);
-      await verify(password, await dummyHash);
+      dummyHash ??= bcrypt.hash('stratus-no-such-user', this.c.config.identity.passwordHashCost);
+      await bcrypt.compare(password, await dummyHash);
       throw fail();
     }
     const { lockoutFailureAttempts: maxFail, lockoutDurationSeconds } = this.c.config.identity;
     const windowOver = row.failed_auth_at !== null && Date.now() - row.failed_auth_at >= lockoutDurationSeconds * 1000;
     const locked = maxFail > 0 && row.failed_auth_count >= maxFail && !windowOver;
-    const ok = await verify(password, row.password_hash);
+    const ok = await bcrypt.compare(password, row.password_hash);
     if (locked) {
       this.c.log.warn({ user: row.id }, 'authentication refused: account locked');
       throw fail();
