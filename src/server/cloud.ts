@@ -27,6 +27,7 @@ import { SerialConsoleProxy } from '../compute/console/serial-proxy.js';
 import { buildGuestImage } from '../image/seed/build-guest-image.js';
 import type { AuthContext } from '../core/context.js';
 import { ImageService, imageMigrations, imagePolicies, imageRoutes } from '../image/index.js';
+import { ObjectStore } from '../object/store/index.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -49,6 +50,8 @@ export class Cloud {
   computeAgent: ComputeManager | null = null;
   /** The image service (Glance v2 at /image). */
   image!: ImageService;
+  /** The object storage engine under the Swift and S3 APIs (`<data>/object`). */
+  objectStore!: ObjectStore;
   /** How compute reaches the image service; set when the image service starts. */
   imagePort: ImagePort | null = null;
   private readonly computeDriver: ComputeDriver | null;
@@ -85,6 +88,7 @@ export class Cloud {
     });
     mountService(this.app, this.policy, { prefix: '/identity/v3', format: 'keystone', routes: identityRoutes(this.identity, { base: `${base}/identity/v3` }, this.policy) });
     this.states.identity = 'ok';
+    this.objectStore = await ObjectStore.open({ root: join(this.config.dataDir, 'object'), logger: this.log });
     await this.startImage();
 
     // The seeded guest image is built (once, cached) before compute starts:
@@ -201,6 +205,7 @@ export class Cloud {
     await this.app.close();
     await this.computeAgent?.stop().catch((e) => this.log.error({ err: e }, 'compute agent stop failed'));
     await this.image?.stop().catch((e) => this.log.error({ err: e }, 'image service stop failed'));
+    await this.objectStore?.close().catch((e) => this.log.error({ err: e }, 'object store close failed'));
     await this.bus.close();
     await this.database.close();
     this.log.flush?.();
