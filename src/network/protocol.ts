@@ -12,6 +12,7 @@
  *
  * Topics
  *   `network`            served by the network service
+ *      register_agent   { host }                         -> HostNetworkState   (an agent starting; it then gets `sync` casts)
  *      get_host_state   { host }                         -> HostNetworkState
  *      allocate_for_instance AllocateRequest             -> { ports: InstancePort[] }
  *      deallocate_for_instance { instance_id, host }     -> {}
