@@ -30,6 +30,9 @@ export class RemoteError extends Error {
   constructor(
     message: string,
     readonly remoteName: string,
+    /** The remote error's HTTP status and code, when it was an API error. */
+    readonly status?: number,
+    readonly code?: string,
   ) {
     super(message);
     this.name = 'RemoteError';
@@ -90,8 +93,8 @@ export class InProcessBus implements Bus {
       return clone(result);
     } catch (e) {
       if (e instanceof RpcTimeoutError) throw e;
-      const err = e as Error;
-      throw new RemoteError(err?.message ?? String(e), err?.name ?? 'Error');
+      const err = e as Error & { status?: unknown; code?: unknown };
+      throw new RemoteError(err?.message ?? String(e), err?.name ?? 'Error', typeof err?.status === 'number' ? err.status : undefined, typeof err?.code === 'string' ? err.code : undefined);
     } finally {
       clearTimeout(timer);
     }

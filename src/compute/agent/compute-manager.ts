@@ -7,6 +7,8 @@ import type { ComputeDriver, DiskFormat } from '../drivers/driver.js';
 import type { BuildSpec } from '../service/conductor.js';
 import type { InstanceRow, EmbeddedFlavor } from '../store/tables.js';
 import { POWER, TASK, VM, powerStateOf } from '../service/states.js';
+import { NetworkClient, networkDataOf } from '../service/network.js';
+import type { InstancePort } from '../../network/protocol.js';
 
 type Args = Record<string, unknown> & { instanceId: string; actionId: string };
 
@@ -22,6 +24,7 @@ export class ComputeManager {
   private timers: NodeJS.Timeout[] = [];
   private unserve: (() => void) | null = null;
   private busyUntilSync = new Set<string>();
+  private readonly net: NetworkClient;
 
   constructor(
     private readonly bus: Bus,
@@ -30,6 +33,7 @@ export class ComputeManager {
     private readonly opts: { stateDir: string; host?: string; availabilityZone?: string; syncIntervalMs?: number },
   ) {
     this.host = opts.host ?? hostname();
+    this.net = new NetworkClient(bus);
   }
 
   private c(method: string, args: Record<string, unknown>): Promise<Json> {
@@ -46,6 +50,7 @@ export class ComputeManager {
       build: (a) => this.build(a as unknown as BuildSpec),
       delete: (a) => this.op(a as Args, 'delete', 'compute_terminate_instance', async (id) => {
         await this.driver.destroy(id);
+        await this.releasePorts(id);
         await this.c('finish_delete', { instanceId: id, actionId: (a as Args).actionId });
       }, { noRevert: true }),
       stop: (a) => this.op(a as Args, 'stop', 'compute_stop_instance', async (id) => {
@@ -117,7 +122,7 @@ export class ComputeManager {
         const wasStopped = (a as Args).wasStopped === true;
         await this.driver.destroy(id);
         await this.update(id, { task_state: TASK.SPAWNING });
-        await this.spawn(spec);
+        await this.spawn(spec, await this.wirePorts(await this.net.instancePorts(id)));
         if (wasStopped) await this.driver.powerOff(id, { timeoutS: 10 });
         await this.update(id, { vm_state: wasStopped ? VM.STOPPED : VM.ACTIVE, task_state: null, power_state: wasStopped ? POWER.SHUTDOWN : POWER.RUNNING, image_id: spec.imageId });
       }),
@@ -174,7 +179,33 @@ export class ComputeManager {
     return dst;
   }
 
-  private async spawn(spec: BuildSpec): Promise<void> {
+  /**
+   * Ports for a new instance (Nova's allocate_for_instance), each wired on
+   * this host by the network agent before QEMU opens its tap. Without a
+   * network service, or with networks 'none', the instance has no NIC.
+   */
+  private async allocatePorts(spec: BuildSpec): Promise<InstancePort[]> {
+    if (spec.requestedNetworks === 'none' || !(await this.net.available())) return [];
+    const ports = await this.net.allocate({
+      instance_id: spec.instanceId, project_id: spec.projectId, host: this.host, hostname: spec.hostname,
+      requested: spec.requestedNetworks, security_groups: spec.securityGroups,
+    });
+    return this.wirePorts(ports);
+  }
+
+  private async wirePorts(ports: InstancePort[]): Promise<InstancePort[]> {
+    for (const p of ports) p.device = await this.net.plug(this.host, p.id);
+    return ports;
+  }
+
+  /** Gives the instance's ports back to the network service (after the guest is gone). */
+  private async releasePorts(id: string): Promise<void> {
+    const ports = await this.net.instancePorts(id).catch(() => [] as InstancePort[]);
+    for (const p of ports) await this.net.unplug(this.host, p.id).catch((e) => this.log.warn({ err: e, port: p.id }, 'unplug failed'));
+    await this.net.deallocate(id, this.host).catch((e) => this.log.warn({ err: e, id }, 'deallocating ports failed'));
+  }
+
+  private async spawn(spec: BuildSpec, ports: InstancePort[]): Promise<void> {
     const keys = spec.keyData ? [spec.keyData] : [];
     const metaData = {
       uuid: spec.instanceId, name: spec.name, hostname: spec.hostname, launch_index: spec.launchIndex, availability_zone: spec.availabilityZone,
@@ -184,8 +215,8 @@ export class ComputeManager {
     await this.driver.spawn({
       uuid: spec.instanceId, name: spec.name, vcpus: spec.vcpus, memoryMb: spec.memoryMb, rootGb: spec.rootGb,
       imagePath: this.cacheImage(spec.imageId, spec.imagePath), imageFormat: spec.imageFormat === 'raw' ? 'raw' : 'qcow2',
-      configDrive: { metaData, userData: spec.userData ? Buffer.from(spec.userData, 'base64') : undefined, networkData: { links: [], networks: [], services: [] } },
-      nics: [],
+      configDrive: { metaData, userData: spec.userData ? Buffer.from(spec.userData, 'base64') : undefined, networkData: networkDataOf(ports) },
+      nics: ports.map((p) => ({ mac: p.mac_address, tapName: p.device, mtu: p.mtu })),
     });
   }
 
@@ -193,7 +224,7 @@ export class ComputeManager {
     const id = spec.instanceId;
     await this.c('event_start', { actionId: spec.actionId, event: 'compute_build_and_run_instance', host: this.host });
     try {
-      await this.spawn(spec);
+      await this.spawn(spec, await this.allocatePorts(spec));
       const ok = await this.update(id, { vm_state: VM.ACTIVE, task_state: null, power_state: POWER.RUNNING, launched_at: Date.now() }, [TASK.SPAWNING]);
       await this.c('event_finish', { actionId: spec.actionId, event: 'compute_build_and_run_instance', result: 'Success' });
       if (!ok) {
@@ -204,6 +235,7 @@ export class ComputeManager {
       const err = e as Error;
       this.log.error({ id, err }, 'build failed');
       await this.driver.destroy(id).catch(() => undefined);
+      await this.releasePorts(id);
       await this.c('add_fault', { instanceId: id, code: 500, message: `Build of instance ${id} aborted: ${err.message}`, details: err.stack ?? '' });
       await this.update(id, { vm_state: VM.ERROR, task_state: null, power_state: POWER.NOSTATE });
       await this.c('free_allocation', { instanceId: id });
@@ -248,6 +280,7 @@ export class ComputeManager {
       const info = await this.driver.getInfo(r.id);
       if (r.vm_state === VM.BUILDING) {
         await this.driver.destroy(r.id).catch(() => undefined);
+        await this.releasePorts(r.id);
         await this.c('add_fault', { instanceId: r.id, code: 500, message: 'Build was interrupted by a restart of the compute agent.' });
         await this.update(r.id, { vm_state: VM.ERROR, task_state: null, power_state: POWER.NOSTATE });
         await this.c('free_allocation', { instanceId: r.id });
@@ -255,6 +288,7 @@ export class ComputeManager {
       }
       if (r.task_state === TASK.DELETING) {
         await this.driver.destroy(r.id).catch(() => undefined);
+        await this.releasePorts(r.id);
         await this.c('finish_delete', { instanceId: r.id });
         continue;
       }

@@ -14,6 +14,7 @@ import type { KeypairService } from '../service/keypairs.js';
 import type { EmbeddedFlavor, InstanceRow } from '../store/tables.js';
 import { TASK, VM, serverStatus } from '../service/states.js';
 import { serverView, flavorView, link, type ViewEnv } from './views.js';
+import { addressesOf } from '../service/network.js';
 
 /** The highest compute microversion whose behaviour Stratus implements fully. */
 export const MAX_MICROVERSION = '2.1';
@@ -117,7 +118,8 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
   const isReaderAll = (req: FastifyRequest) => allowed(policy, req, 'cloud_reader', {});
   const inst = async (req: FastifyRequest, id: string) => servers.get(id, req.auth, isReaderAll(req));
   const target = (r: InstanceRow) => ({ project_id: r.project_id, user_id: r.user_id });
-  const show = async (req: FastifyRequest, r: InstanceRow) => serverView(env, r, { detail: true, admin: isAdmin(req), fault: await servers.fault(r.id) });
+  const show = async (req: FastifyRequest, r: InstanceRow) =>
+    serverView(env, r, { detail: true, admin: isAdmin(req), fault: await servers.fault(r.id), addresses: bool(r.deleted) ? {} : addressesOf(await servers.network.instancePorts(r.id)) });
 
   const listServers = async (req: ApiRequest<unknown, Record<string, string | undefined>>, detail: boolean) => {
     const q = req.query;
@@ -335,6 +337,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
           instanceId: r.id, actionId, name: fresh.name, hostname: servers.hostnameOf(fresh), projectId: r.project_id, vcpus: f.vcpus, memoryMb: f.ram, rootGb: f.disk,
           imageId: img.id, imagePath: img.localPath, imageFormat: img.diskFormat, availabilityZone: r.availability_zone, launchIndex: r.launch_index,
           metadata: JSON.parse(fresh.metadata) as Record<string, string>, keyData: r.key_data ? JSON.parse(r.key_data) : null, userData: r.user_data,
+          requestedNetworks: 'auto', securityGroups: [],
         };
         await servers.toHost(locked, 'rebuild', actionId, { spec: spec as unknown as Json, wasStopped });
         reply.code(202);
@@ -427,7 +430,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
           {
             name: s.name, imageRef: s.imageRef, flavorRef: String(s.flavorRef), key_name: s.key_name, user_data: s.user_data ?? undefined, metadata: s.metadata,
             availability_zone: s.availability_zone, min_count: toInt(s.min_count), max_count: toInt(s.max_count), accessIPv4: s.accessIPv4, accessIPv6: s.accessIPv6,
-            groupId: hints?.group, adminPass: s.adminPass,
+            groupId: hints?.group, adminPass: s.adminPass, networks: s.networks, securityGroups: s.security_groups?.map((g) => g.name),
           },
           req.id,
           isAdmin(req),
@@ -437,7 +440,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         const first = rows[0]!;
         reply.header('location', `${env.root}/v2.1/servers/${first.id}`);
         return {
-          server: { id: first.id, links: link(env, `/servers/${first.id}`), 'OS-DCF:diskConfig': 'MANUAL', security_groups: [{ name: 'default' }], adminPass: s.adminPass ?? uuid().replace(/-/g, '').slice(0, 12) },
+          server: { id: first.id, links: link(env, `/servers/${first.id}`), 'OS-DCF:diskConfig': 'MANUAL', security_groups: (s.security_groups?.length ? s.security_groups : [{ name: 'default' }]).map((g) => ({ name: g.name })), adminPass: s.adminPass ?? uuid().replace(/-/g, '').slice(0, 12) },
         };
       },
     }),

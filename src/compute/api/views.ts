@@ -20,7 +20,7 @@ const hostId = (host: string | null, projectId: string) => (host ? createHash('s
 export function serverView(
   env: ViewEnv,
   r: InstanceRow,
-  o: { detail: boolean; admin: boolean; fault?: { code: number; message: string; details: string; created: number } | null },
+  o: { detail: boolean; admin: boolean; fault?: { code: number; message: string; details: string; created: number } | null; addresses?: Record<string, unknown> },
 ): Record<string, unknown> {
   const base = { id: r.id, name: r.name, links: link(env, `/servers/${r.id}`) };
   if (!o.detail) return base;
@@ -36,7 +36,7 @@ export function serverView(
     flavor: { id: flavor.id, links: [{ rel: 'bookmark', href: `${env.root}/flavors/${flavor.id}` }] },
     created: isoSeconds(r.created_at),
     updated: isoSeconds(r.updated_at),
-    addresses: {},
+    addresses: o.addresses ?? {},
     accessIPv4: r.access_ip_v4,
     accessIPv6: r.access_ip_v6,
     'OS-DCF:diskConfig': 'MANUAL',
@@ -50,7 +50,7 @@ export function serverView(
     'OS-EXT-STS:vm_state': r.vm_state,
     'OS-EXT-STS:power_state': r.power_state,
     'os-extended-volumes:volumes_attached': [],
-    security_groups: [{ name: 'default' }],
+    security_groups: securityGroupsOf(r),
   };
   if (o.admin) {
     v['OS-EXT-SRV-ATTR:host'] = r.host;
@@ -70,4 +70,10 @@ export function flavorView(env: ViewEnv, f: Flavor, detail: boolean): Record<str
     ...base, ram: f.ram, disk: f.disk, vcpus: f.vcpus, swap: f.swap === 0 ? '' : f.swap, 'OS-FLV-EXT-DATA:ephemeral': f.ephemeral,
     'OS-FLV-DISABLED:disabled': f.disabled, 'os-flavor-access:is_public': f.is_public, rxtx_factor: f.rxtx_factor,
   };
+}
+
+/** Security group names of a server as Nova shows them (`default` when none was asked for). */
+export function securityGroupsOf(r: Pick<InstanceRow, 'security_groups'>): Array<{ name: string }> {
+  const names = JSON.parse(r.security_groups ?? '[]') as string[];
+  return (names.length ? names : ['default']).map((name) => ({ name }));
 }

@@ -10,6 +10,7 @@ import { Scheduler, NoValidHost } from './scheduler.js';
 import type { ImagePort } from './ports.js';
 import { TASK, VM } from './states.js';
 import { sanitizeHostname } from './names.js';
+import type { RequestedNetworks } from './servers.js';
 
 /** What the agent needs to build an instance (sent over the bus, JSON). */
 export interface BuildSpec {
@@ -29,6 +30,9 @@ export interface BuildSpec {
   metadata: Record<string, string>;
   keyData: { name: string; type: string; data: string } | null;
   userData: string | null;
+  /** As the user asked (see RequestedNetworks); the agent allocates the ports on its host. */
+  requestedNetworks: RequestedNetworks;
+  securityGroups: string[];
 }
 
 /**
@@ -146,6 +150,8 @@ export class Conductor {
         vcpus: flavor.vcpus, memoryMb: flavor.ram, rootGb: flavor.disk, imageId: image.id, imagePath: image.localPath, imageFormat: image.diskFormat,
         availabilityZone: inst.availability_zone, launchIndex: inst.launch_index, metadata: JSON.parse(inst.metadata) as Record<string, string>,
         keyData: inst.key_data ? (JSON.parse(inst.key_data) as BuildSpec['keyData']) : null, userData: inst.user_data,
+        requestedNetworks: inst.requested_networks ? (JSON.parse(inst.requested_networks) as RequestedNetworks) : 'auto',
+        securityGroups: JSON.parse(inst.security_groups ?? '[]') as string[],
       };
       await this.bus.cast(`compute.${host}`, 'build', spec as unknown as Json);
     } catch (e) {

@@ -11,6 +11,7 @@ import { FlavorService } from './flavors.js';
 import type { ImagePort } from './ports.js';
 import { TASK, VM } from './states.js';
 import { sanitizeHostname } from './names.js';
+import { NetworkClient } from './network.js';
 
 export const COMPUTE_QUOTAS: Record<string, number> = {
   instances: 10, cores: 20, ram: 51200, key_pairs: 100, server_groups: 10, server_group_members: 10, metadata_items: 128,
@@ -34,6 +35,46 @@ export interface CreateServerInput {
   tags?: string[];
   groupId?: string;
   adminPass?: string;
+  /** Nova's `networks`: a list of { uuid, port, fixed_ip }, or 'auto' / 'none'. Absent = auto. */
+  networks?: unknown;
+  /** Security group names (`security_groups: [{ name }]`). */
+  securityGroups?: string[];
+}
+
+export type RequestedNetworks = 'auto' | 'none' | Array<{ network_id?: string; port_id?: string; fixed_ip?: string }>;
+
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
+const IP_RE = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
+
+/** Validates Nova's `networks` attribute (400 on anything malformed). */
+export function parseRequestedNetworks(v: unknown, maxCount: number): RequestedNetworks {
+  if (v === undefined || v === null || v === 'auto') return 'auto';
+  if (v === 'none') return 'none';
+  if (!Array.isArray(v)) throw badRequest("Invalid input for field/attribute networks. Value: " + JSON.stringify(v) + ". It must be a list, 'auto' or 'none'.");
+  const out: Array<{ network_id?: string; port_id?: string; fixed_ip?: string }> = [];
+  for (const n of v as unknown[]) {
+    if (typeof n !== 'object' || n === null || Array.isArray(n)) throw badRequest('Invalid input for field/attribute networks: each entry must be an object.');
+    const e = n as Record<string, unknown>;
+    for (const k of Object.keys(e)) if (!['uuid', 'port', 'fixed_ip', 'tag'].includes(k)) throw badRequest(`Invalid input for field/attribute networks. Additional properties are not allowed ('${k}' was unexpected)`);
+    const r: { network_id?: string; port_id?: string; fixed_ip?: string } = {};
+    if (e.uuid !== undefined && e.uuid !== null) {
+      if (typeof e.uuid !== 'string' || !UUID_RE.test(e.uuid)) throw badRequest(`Bad networks format: network uuid is not in proper format (${String(e.uuid)})`);
+      r.network_id = e.uuid;
+    }
+    if (e.port !== undefined && e.port !== null) {
+      if (typeof e.port !== 'string' || !UUID_RE.test(e.port)) throw badRequest(`Bad networks format: port uuid is not in proper format (${String(e.port)})`);
+      r.port_id = e.port;
+    }
+    if (e.fixed_ip !== undefined && e.fixed_ip !== null) {
+      if (typeof e.fixed_ip !== 'string' || !IP_RE.test(e.fixed_ip)) throw badRequest(`Invalid fixed IP address (${String(e.fixed_ip)})`);
+      r.fixed_ip = e.fixed_ip;
+    }
+    if (!r.network_id && !r.port_id) throw badRequest('Bad networks format: a network uuid or a port is required.');
+    if (r.port_id && maxCount > 1) throw badRequest('Unable to launch multiple instances with a single configured port ID. Please launch your instance one by one with different ports.');
+    if (r.fixed_ip && maxCount > 1) throw badRequest('Unable to launch multiple instances with a single configured fixed IP. Please launch your instance one by one with different fixed IPs.');
+    out.push(r);
+  }
+  return out;
 }
 
 const DEFAULT_AZ = 'nova';
@@ -46,6 +87,8 @@ const DEFAULT_AZ = 'nova';
 export class ServerService {
   readonly db: Kysely<ComputeTables>;
   readonly flavors: FlavorService;
+  /** The network service and host agents (ports, addresses), over the bus. */
+  readonly network: NetworkClient;
   constructor(
     private readonly database: Database,
     private readonly bus: Bus,
@@ -56,6 +99,7 @@ export class ServerService {
   ) {
     this.db = database.db as unknown as Kysely<ComputeTables>;
     this.flavors = new FlavorService(this.db);
+    this.network = new NetworkClient(bus);
   }
 
   /** An instance visible to the caller (own project, or any for cloud admins); else 404. */
@@ -123,6 +167,8 @@ export class ServerService {
     const max = input.max_count ?? min;
     if (min < 1) throw badRequest("Invalid input for field/attribute min_count. Value: 0. 0 is less than the minimum of 1");
     if (input.max_count !== undefined && min > max) throw badRequest('min_count must be <= max_count');
+    const requested = parseRequestedNetworks(input.networks, max);
+    const securityGroups = [...new Set(input.securityGroups ?? [])];
     if (input.groupId) {
       const limit = (await this.quota.limits(projectId, ['server_group_members'])).server_group_members!;
       const members = await this.db.selectFrom('nova_instances').select('id').where('server_group_id', '=', input.groupId).where('deleted', '=', 0).execute();
@@ -157,9 +203,10 @@ export class ServerService {
             id: uuid(), name, project_id: projectId, user_id: ctx.userId, image_id: image.id, flavor: JSON.stringify(emb), old_flavor: null,
             key_name: input.key_name ?? null, key_data: keyData, user_data: userData, availability_zone: az?.split(':')[0] ?? DEFAULT_AZ, host: null,
             vm_state: VM.BUILDING, task_state: TASK.SCHEDULING, power_state: 0, locked: 0, locked_by: null,
-            // No metadata service reaches guests until the network service lands, so
-            // every instance gets a config drive (Nova's force_config_drive).
-            config_drive: 1, metadata: JSON.stringify(meta), tags: JSON.stringify(input.tags ?? []), description: input.description ?? null,
+            // The seeded guest reads its metadata from the config drive, so every
+            // instance gets one (Nova's force_config_drive); the metadata service
+            // at 169.254.169.254 serves the same content over the network.
+            config_drive: 1, requested_networks: JSON.stringify(requested), security_groups: JSON.stringify(securityGroups), metadata: JSON.stringify(meta), tags: JSON.stringify(input.tags ?? []), description: input.description ?? null,
             reservation_id: reservationId, launch_index: i, access_ip_v4: input.accessIPv4 ?? '', access_ip_v6: input.accessIPv6 ?? '',
             admin_pass_set: 0, server_group_id: input.groupId ?? null, created_at: now, updated_at: now, launched_at: null, terminated_at: null, deleted: 0,
           };

@@ -146,4 +146,12 @@ export const computeMigrations: MigrationSet = {
         .execute();
     },
   },
+  'compute/0002_networks': {
+    async up(db) {
+      // What the user asked for at boot (Nova's requested_networks) and the
+      // security group names; the ports themselves belong to the network service.
+      await db.schema.alterTable('nova_instances').addColumn('requested_networks', 'text').execute();
+      await db.schema.alterTable('nova_instances').addColumn('security_groups', 'text', (c) => c.notNull().defaultTo('[]')).execute();
+    },
+  },
 };

@@ -9,6 +9,10 @@ export interface InstanceRow {
   metadata: string; tags: string; description: string | null; reservation_id: string; launch_index: number; access_ip_v4: string;
   access_ip_v6: string; admin_pass_set: number; server_group_id: string | null; created_at: number; updated_at: number;
   launched_at: number | null; terminated_at: number | null; deleted: number;
+  /** JSON: 'auto' | 'none' | [{ network_id?, port_id?, fixed_ip? }]; null = not given (auto). */
+  requested_networks: string | null;
+  /** JSON array of security group names. */
+  security_groups: string;
 }
 export interface ComputeTables {
   nova_flavors: FlavorRow;
