@@ -20,6 +20,8 @@
  *      attach_port      { instance_id, host, project_id, port_id? , network_id?, fixed_ip? } -> { port: InstancePort }
  *      detach_port      { instance_id, port_id }          -> {}
  *      lookup_instance  { network_id?, router_id?, ip }   -> { instance_id: string | null, project_id: string | null }
+ *      update_instance_security_groups { instance_id, project_id, add?: name|id, remove?: name|id } -> { security_groups: string[] (names) }
+ *                       (Nova's addSecurityGroup/removeSecurityGroup: every port of the instance; 404 unknown group, 400 not on the instance)
  *   `netagent.<host>`    served by the agent of that host
  *      sync (cast)      { state: HostNetworkState }
  *      plug (call)      { port_id }   -> { device: string }   wire the tap now (fetches fresh state)

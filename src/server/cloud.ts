@@ -24,6 +24,7 @@ import { QemuDriver } from '../compute/drivers/qemu-driver.js';
 import { computeRoutes, negotiateMicroversion, versionDoc as computeVersionDoc } from '../compute/api/routes.js';
 import { ApiError } from '../core/errors.js';
 import { SerialConsoleProxy } from '../compute/console/serial-proxy.js';
+import { MetadataServer } from '../compute/metadata/server.js';
 import { buildGuestImage } from '../image/seed/build-guest-image.js';
 import type { AuthContext } from '../core/context.js';
 import { ImageService, imageMigrations, imagePolicies, imageRoutes } from '../image/index.js';
@@ -48,6 +49,8 @@ export class Cloud {
   servers!: ServerService;
   conductor!: Conductor;
   computeAgent: ComputeManager | null = null;
+  /** Nova's metadata API on `<data>/run/metadata.sock`, reached by guests through the network agent's proxies. */
+  metadataServer: MetadataServer | null = null;
   /** The image service (Glance v2 at /image). */
   image!: ImageService;
   /** The object storage engine under the Swift and S3 APIs (`<data>/object`). */
@@ -136,6 +139,8 @@ export class Cloud {
     this.servers = new ServerService(this.database, this.bus, this.quota, images, this.log);
     this.conductor = new Conductor(this.database, this.bus, this.quota, images, this.log);
     this.conductor.serve();
+    this.metadataServer = new MetadataServer(this.servers.db, this.bus, join(this.config.dataDir, 'run', 'metadata.sock'), this.log);
+    await this.metadataServer.start();
     const keypairs = new KeypairService(this.servers.db, this.quota);
     await this.servers.flavors.seed();
     const env = { root: `${this.config.publicUrl}/compute` };
@@ -204,6 +209,7 @@ export class Cloud {
     for (const k of Object.keys(this.states)) this.states[k] = 'stopped';
     await this.app.close();
     await this.computeAgent?.stop().catch((e) => this.log.error({ err: e }, 'compute agent stop failed'));
+    await this.metadataServer?.stop().catch((e) => this.log.error({ err: e }, 'metadata server stop failed'));
     await this.image?.stop().catch((e) => this.log.error({ err: e }, 'image service stop failed'));
     await this.objectStore?.close().catch((e) => this.log.error({ err: e }, 'object store close failed'));
     await this.bus.close();

@@ -142,6 +142,18 @@ export class ComputeManager {
         }
         await this.update(id, { task_state: null });
       }),
+      attach_interface: async (a) => {
+        const { instanceId, port } = a as unknown as { instanceId: string; port: InstancePort };
+        const device = await this.net.plug(this.host, port.id);
+        await this.driver.attachInterface(instanceId, { mac: port.mac_address, tapName: device, mtu: port.mtu, portId: port.id });
+        return { device };
+      },
+      detach_interface: async (a) => {
+        const { instanceId, portId, device } = a as unknown as { instanceId: string; portId: string; device: string };
+        await this.driver.detachInterface(instanceId, device);
+        await this.net.unplug(this.host, portId);
+        return {};
+      },
       console_output: async (a) => ({ output: await this.driver.consoleOutput((a as Args).instanceId, (a as Args).length as number | undefined) }),
     });
     await this.adopt();

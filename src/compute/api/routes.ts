@@ -15,6 +15,7 @@ import type { EmbeddedFlavor, InstanceRow } from '../store/tables.js';
 import { TASK, VM, serverStatus } from '../service/states.js';
 import { serverView, flavorView, link, type ViewEnv } from './views.js';
 import { addressesOf } from '../service/network.js';
+import { interfaceRoutes } from './interfaces.js';
 
 /** The highest compute microversion whose behaviour Stratus implements fully. */
 export const MAX_MICROVERSION = '2.1';
@@ -383,10 +384,17 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       case 'os-getRDPConsole':
         throw badRequest('Unavailable console type: only the serial console is offered (os-getSerialConsole).');
       case 'addSecurityGroup':
-      case 'removeSecurityGroup':
+      case 'removeSecurityGroup': {
+        rule(name === 'addSecurityGroup' ? 'os_compute_api:os-security-groups:add' : 'os_compute_api:os-security-groups:remove');
+        const sg = (arg as { name?: unknown } | null)?.name;
+        if (typeof sg !== 'string' || !sg.trim()) throw badRequest('Security group name cannot be empty');
+        await servers.changeSecurityGroup(r, name === 'addSecurityGroup' ? 'add' : 'remove', sg.trim());
+        reply.code(202);
+        return null;
+      }
       case 'addFloatingIp':
       case 'removeFloatingIp':
-        throw new ApiError(501, `Action ${name} needs the network service, which is not available yet.`, 'NotImplemented');
+        throw new ApiError(404, `Action ${name} was removed in compute microversion 2.44; use the network API (openstack server add floating ip).`, 'NotFound');
       default:
         throw badRequest(`There is no such action: ${name}`);
     }
@@ -473,6 +481,8 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       target: async (req) => target(await inst(req, req.params.id)),
       handler: (req, reply) => action(req as never, reply),
     }),
+
+    ...interfaceRoutes({ servers, env, inst, target, isAdmin }),
 
     // ---- metadata ----
     defineRoute({

@@ -55,6 +55,10 @@ export interface NicSpec {
   tapName: string;
   /** MTU of the tap, also offered to the guest (virtio-net host_mtu). */
   mtu?: number;
+  /** Network port id (kept so a hot-plugged NIC can be found again). */
+  portId?: string;
+  /** Fixed device slot (QEMU ids `nic<slot>`/`net<slot>` and PCI address); assigned by the driver. */
+  slot?: number;
 }
 
 /** A block device to attach to an instance (a Cinder volume's connection info, resolved to a local path). */
@@ -238,6 +242,13 @@ export interface ComputeDriver {
   extendVolume(uuid: string, volumeId: string, newBytes: number): Promise<void>;
   /** Volumes currently attached (in attach order). */
   listVolumes(uuid: string): Promise<AttachedVolume[]>;
+  /**
+   * Hot-plugs a NIC (tap + virtio-net) into a running guest, or records it
+   * for the next start. The same tap again is a no-op.
+   */
+  attachInterface(uuid: string, nic: NicSpec): Promise<void>;
+  /** Unplugs the NIC on `tapName` (waits for the guest to release it) and removes the tap. Unknown: no-op. */
+  detachInterface(uuid: string, tapName: string, opts?: { timeoutS?: number }): Promise<void>;
 
   /** Serial console output of the current boot (last `maxLines` lines if given). */
   consoleOutput(uuid: string, maxLines?: number): Promise<string>;

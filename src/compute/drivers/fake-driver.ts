@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import {
   ComputeDriverError,
   type AttachedVolume,
+  type NicSpec,
   type ComputeDriver,
   type HostInfo,
   type InstanceInfo,
@@ -186,6 +187,18 @@ export class FakeComputeDriver implements ComputeDriver {
     if (!v) return;
     i.volumes = i.volumes.filter((x) => x !== v);
     if (i.power === 'running') i.console.push(`STRATUS-BLOCK-REMOVED ${v.device}`);
+  }
+
+  async attachInterface(uuid: string, nic: NicSpec): Promise<void> {
+    this.record('attachInterface', uuid);
+    const i = this.get(uuid);
+    if (!i.spec.nics.some((n) => n.tapName === nic.tapName)) i.spec.nics.push({ ...nic });
+  }
+
+  async detachInterface(uuid: string, tapName: string): Promise<void> {
+    this.record('detachInterface', uuid);
+    const i = this.get(uuid);
+    i.spec.nics = i.spec.nics.filter((n) => n.tapName !== tapName);
   }
 
   async extendVolume(uuid: string, volumeId: string, _newBytes: number): Promise<void> {

@@ -115,10 +115,9 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
   }
 
   spec.nics.forEach((nic, i) => {
-    args.push('-netdev', `tap,id=net${i},ifname=${nic.tapName},script=no,downscript=no`);
-    const dev: Record<string, unknown> = { driver: 'virtio-net-pci', id: `nic${i}`, netdev: `net${i}`, mac: nic.mac, addr: hex(NIC_SLOT_FIRST + i) };
-    if (nic.mtu) dev.host_mtu = nic.mtu;
-    args.push('-device', json(dev));
+    const { netdev, device } = nicArgs(nic, nic.slot ?? i);
+    args.push('-netdev', `tap,id=${netdev.id},ifname=${nic.tapName},script=no,downscript=no`);
+    args.push('-device', json(device));
   });
 
   for (const v of record.volumes) {
@@ -128,4 +127,11 @@ export function buildQemuArgs(input: QemuArgsInput): string[] {
 
   if (input.incomingFile) args.push('-incoming', `exec:cat ${input.shellQuote(input.incomingFile)}`);
   return args;
+}
+
+/** QMP/command-line shapes of one NIC in device slot `slot`. */
+export function nicArgs(nic: { tapName: string; mac: string; mtu?: number }, slot: number): { netdev: Record<string, unknown>; device: Record<string, unknown> } {
+  const device: Record<string, unknown> = { driver: 'virtio-net-pci', id: `nic${slot}`, netdev: `net${slot}`, mac: nic.mac, addr: hex(NIC_SLOT_FIRST + slot) };
+  if (nic.mtu) device.host_mtu = nic.mtu;
+  return { netdev: { type: 'tap', id: `net${slot}`, ifname: nic.tapName, script: 'no', downscript: 'no' }, device };
 }

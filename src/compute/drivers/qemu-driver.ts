@@ -9,6 +9,7 @@ import {
   ComputeDriverError,
   type Accel,
   type AttachedVolume,
+  type NicSpec,
   type ComputeDriver,
   type DiskFormat,
   type HostInfo,
@@ -31,6 +32,7 @@ import {
 import { loadOrProbeAccel, qemuVersion, type AccelProbeResult } from './qemu-accel-probe.js';
 import {
   MAX_NICS,
+  nicArgs,
   VOLUME_SLOT_FIRST,
   VOLUME_SLOT_LAST,
   blockdevSpec,
@@ -452,6 +454,78 @@ export class QemuDriver implements ComputeDriver {
       record.volumes = record.volumes.filter((x) => x.volumeId !== volumeId);
       await writeRecord(paths, record);
       this.log.info(`qemu: detached volume ${volumeId} from ${uuid}`);
+    });
+  }
+
+  async attachInterface(uuid: string, nic: NicSpec): Promise<void> {
+    if (!/^[a-zA-Z0-9_.-]{1,15}$/.test(nic.tapName)) throw new ComputeDriverError('InvalidSpec', `bad tap name ${nic.tapName}`, uuid);
+    await this.withLock(uuid, async () => {
+      const { paths, record } = await this.requireRecord(uuid);
+      const nics = record.spec.nics;
+      if (nics.some((n) => n.tapName === nic.tapName)) return;
+      if (nics.length >= MAX_NICS) throw new ComputeDriverError('InvalidSpec', `at most ${MAX_NICS} NICs`, uuid);
+      const used = new Set(nics.map((n, i) => n.slot ?? i));
+      let slot = 0;
+      while (used.has(slot)) slot++;
+      const entry: NicSpec = { ...nic, slot };
+      const created = await this.ensureTap(nic.tapName, nic.mtu);
+      const pid = await this.livePid(uuid, paths);
+      if (pid !== null) {
+        const qmp = await this.qmp(uuid, paths);
+        const { netdev, device } = nicArgs(entry, slot);
+        try {
+          await qmp.execute('netdev_add', netdev);
+          try {
+            await qmp.execute('device_add', device);
+          } catch (e) {
+            await qmp.execute('netdev_del', { id: netdev.id }).catch(() => undefined);
+            throw e;
+          }
+        } catch (e) {
+          if (created) await this.deleteTap(nic.tapName).catch(() => undefined);
+          throw this.asDriverError(e, uuid);
+        }
+      }
+      // keep the slots of earlier NICs stable across restarts
+      record.spec.nics = [...nics.map((n, i) => ({ ...n, slot: n.slot ?? i })), entry];
+      await writeRecord(paths, record);
+      this.log.info(`qemu: attached NIC ${nic.tapName} to ${uuid} in slot ${slot}${pid === null ? ' (at next start)' : ''}`);
+    });
+  }
+
+  async detachInterface(uuid: string, tapName: string, opts: { timeoutS?: number } = {}): Promise<void> {
+    await this.withLock(uuid, async () => {
+      const { paths, record } = await this.requireRecord(uuid);
+      const idx = record.spec.nics.findIndex((n) => n.tapName === tapName);
+      if (idx < 0) return;
+      const slot = record.spec.nics[idx]!.slot ?? idx;
+      const pid = await this.livePid(uuid, paths);
+      if (pid !== null) {
+        const qmp = await this.qmp(uuid, paths);
+        const id = `nic${slot}`;
+        const timeoutMs = (opts.timeoutS ?? 30) * 1000;
+        const deleted = qmp.waitForEvent('DEVICE_DELETED', (ev) => ev.data?.device === id, timeoutMs);
+        deleted.catch(() => undefined);
+        let gone = false;
+        try {
+          await qmp.execute('device_del', { id });
+        } catch (e) {
+          if (e instanceof QmpError && e.errorClass === 'DeviceNotFound') gone = true;
+          else throw this.asDriverError(e, uuid);
+        }
+        if (!gone) {
+          try {
+            await deleted;
+          } catch {
+            throw new ComputeDriverError('Timeout', `guest of ${uuid} did not release NIC ${tapName} within ${timeoutMs / 1000} s; still attached`, uuid);
+          }
+        }
+        await qmp.execute('netdev_del', { id: `net${slot}` }).catch(() => undefined);
+      }
+      record.spec.nics = record.spec.nics.map((n, i) => ({ ...n, slot: n.slot ?? i })).filter((n) => n.tapName !== tapName);
+      await writeRecord(paths, record);
+      await this.deleteTap(tapName).catch(() => undefined);
+      this.log.info(`qemu: detached NIC ${tapName} from ${uuid}`);
     });
   }
 

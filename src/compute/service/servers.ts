@@ -12,6 +12,7 @@ import type { ImagePort } from './ports.js';
 import { TASK, VM } from './states.js';
 import { sanitizeHostname } from './names.js';
 import { NetworkClient } from './network.js';
+import type { InstancePort } from '../../network/protocol.js';
 
 export const COMPUTE_QUOTAS: Record<string, number> = {
   instances: 10, cores: 20, ram: 51200, key_pairs: 100, server_groups: 10, server_group_members: 10, metadata_items: 128,
@@ -285,6 +286,44 @@ export class ServerService {
   async setLock(inst: InstanceRow, locked: boolean, ctx: AuthContext, admin: boolean): Promise<void> {
     if (!locked && bool(inst.locked) && inst.locked_by === 'admin' && !admin) throw forbidden('Only an admin can unlock an instance locked by an admin.');
     await this.db.updateTable('nova_instances').set({ locked: int(locked), locked_by: locked ? (admin && ctx.projectId !== inst.project_id ? 'admin' : 'owner') : null, updated_at: Date.now() }).where('id', '=', inst.id).execute();
+  }
+
+  /** Nova's interface attach: a port from the network service, hot-plugged by the instance's host. */
+  async attachInterface(inst: InstanceRow, req: { port_id?: string; network_id?: string; fixed_ip?: string }, admin: boolean): Promise<InstancePort> {
+    if (bool(inst.locked) && !admin) throw conflict(`Instance ${inst.id} is locked`);
+    if (!inst.host || inst.task_state || ![VM.ACTIVE, VM.STOPPED, VM.PAUSED].includes(inst.vm_state as never))
+      throw conflict(`Cannot 'attach_interface' instance ${inst.id} while it is in vm_state ${inst.vm_state}`);
+    if (!(await this.network.available())) throw new ApiError(503, 'The network service is not available.', 'ServiceUnavailable');
+    const port = await this.network.attach({ instance_id: inst.id, host: inst.host, project_id: inst.project_id, ...req });
+    try {
+      const r = (await this.bus.call(`compute.${inst.host}`, 'attach_interface', { instanceId: inst.id, port: port as unknown as Json }, { timeoutMs: 120_000 })) as { device: string };
+      return { ...port, device: r.device };
+    } catch (e) {
+      await this.network.detach(inst.id, port.id).catch((err) => this.log.warn({ err, port: port.id }, 'could not give back the port of a failed attach'));
+      throw new ApiError(500, `Failed to attach network adapter device to ${inst.id}: ${(e as Error).message}`, 'InterfaceAttachFailed');
+    }
+  }
+
+  async detachInterface(inst: InstanceRow, portId: string, admin: boolean): Promise<void> {
+    if (bool(inst.locked) && !admin) throw conflict(`Instance ${inst.id} is locked`);
+    const port = (await this.network.instancePorts(inst.id)).find((p) => p.id === portId);
+    if (!port) throw notFound(`Port ${portId} is not attached`);
+    if (!inst.host || inst.task_state) throw conflict(`Cannot 'detach_interface' instance ${inst.id} while it is in task_state ${inst.task_state}`);
+    await this.bus.call(`compute.${inst.host}`, 'detach_interface', { instanceId: inst.id, portId, device: port.device }, { timeoutMs: 120_000 });
+    await this.network.detach(inst.id, portId);
+  }
+
+  /** addSecurityGroup / removeSecurityGroup: applied to every port of the instance by the network service. */
+  async changeSecurityGroup(inst: InstanceRow, op: 'add' | 'remove', name: string): Promise<void> {
+    if (!(await this.network.available())) throw new ApiError(503, 'The network service is not available.', 'ServiceUnavailable');
+    let r: { security_groups: string[] };
+    try {
+      r = (await this.bus.call('network', 'update_instance_security_groups', { instance_id: inst.id, project_id: inst.project_id, [op]: name }, { timeoutMs: 60_000 })) as { security_groups: string[] };
+    } catch (e) {
+      const re = e as { status?: number; message: string };
+      throw new ApiError(re.status === 404 ? 404 : 400, re.message, re.status === 404 ? 'NotFound' : 'BadRequest');
+    }
+    await this.db.updateTable('nova_instances').set({ security_groups: JSON.stringify(r.security_groups), updated_at: Date.now() }).where('id', '=', inst.id).execute();
   }
 
   hostnameOf(inst: InstanceRow): string {
