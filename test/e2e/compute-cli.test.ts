@@ -149,7 +149,7 @@ test('servers boot real guests and obey the lifecycle', { skip, timeout: 1_500_0
     assert.ok([...pids.values()].every(alive));
     assert.equal(await cloud.stop(), 0);
     assert.ok([...pids.values()].every(alive), 'guests outlive the stratus process');
-    cloud = await startCloud({ dataDir: cloud.dataDir, port: cloud.port, env: { STRATUS_GUEST_IMAGE_CACHE: process.env.STRATUS_GUEST_IMAGE_CACHE ?? '/var/tmp/stratus-test-cache/guest-image', STRATUS_COMPUTE__ACCEL: 'tcg' } });
+    cloud = await startCloud({ dataDir: cloud.dataDir, port: cloud.port, hostNetns: cloud.hostNetns ?? false, env: { STRATUS_GUEST_IMAGE_CACHE: process.env.STRATUS_GUEST_IMAGE_CACHE ?? '/var/tmp/stratus-test-cache/guest-image', STRATUS_COMPUTE__ACCEL: 'tcg' } });
     const after = await osJson<{ ID: string; Status: string; Name: string }[]>(cloud, D, ['server', 'list']);
     for (const s of after.filter((x) => x.Name.startsWith('many'))) {
       assert.equal(s.Status, 'ACTIVE');

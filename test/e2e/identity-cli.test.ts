@@ -132,7 +132,7 @@ test('restart keeps users, projects, keys and valid tokens', { skip: !hasOpensta
   const tok = String((await osJson(cloud, A, ['token', 'issue'])).id);
   const code = await cloud.stop();
   assert.equal(code, 0, 'SIGTERM stops cleanly');
-  cloud = await startCloud({ dataDir: cloud.dataDir, port: cloud.port });
+  cloud = await startCloud({ dataDir: cloud.dataDir, port: cloud.port, hostNetns: cloud.hostNetns ?? false });
   const shown = await osJson(cloud, A, ['project', 'show', 'survivor']);
   assert.equal(shown.name, 'survivor');
   const r = await fetch(`${cloud.url}/identity/v3/auth/tokens`, { headers: { 'x-auth-token': tok, 'x-subject-token': tok } });

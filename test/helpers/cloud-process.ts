@@ -1,4 +1,4 @@
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -21,7 +21,11 @@ export async function freePort(): Promise<number> {
 
 export interface RunningCloud {
   dataDir: string;
+  /** The network namespace holding this cloud's data plane (`--host-netns`), created for it; null if none. */
+  hostNetns: string | null;
   port: number;
+  /** Where the S3 API listens (127.0.0.1). */
+  s3Port: number;
   url: string;
   proc: ChildProcess;
   output: () => string;
@@ -35,10 +39,17 @@ export interface RunningCloud {
  * Starts `./stratus up` exactly as an operator would, on a temp data dir and
  * a free loopback port, and resolves once it prints its ready line.
  */
-export async function startCloud(opts: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningCloud> {
+export async function startCloud(opts: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number; hostNetns?: string | false } = {}): Promise<RunningCloud> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'stratus-e2e-'));
   const port = opts.port ?? (await freePort());
-  const proc = spawn(join(ROOT, 'stratus'), ['up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, ...(opts.args ?? [])], {
+  // The data plane (bridges, taps, router and DHCP namespaces' links, the
+  // external network's host address) always lives in a namespace the test
+  // owns, never in the root namespace. A restart passes the same one back
+  // (`hostNetns: cloud.hostNetns`); cleanup() deletes it.
+  let hostNetns: string | null = opts.hostNetns === false ? null : (opts.hostNetns ?? null);
+  if (opts.hostNetns === undefined) hostNetns = createNetns();
+  const s3Port = await freePort();
+  const proc = spawn(join(ROOT, 'stratus'), ['up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${s3Port}`, ...(hostNetns ? ['--host-netns', hostNetns] : []), ...(opts.args ?? [])], {
     cwd: ROOT,
     // Tests share one guest-image cache and skip the KVM probe (TCG), which
     // the driver's own tests exercise; each would otherwise redo both.
@@ -66,7 +77,9 @@ export async function startCloud(opts: { dataDir?: string; port?: number; args?:
   });
   return {
     dataDir,
+    hostNetns,
     port,
+    s3Port,
     url: `http://127.0.0.1:${port}`,
     proc,
     output: () => out,
@@ -78,10 +91,41 @@ export async function startCloud(opts: { dataDir?: string; port?: number; args?:
       clearTimeout(t);
       return code;
     },
+    /** Removes the data plane this test created (its namespace and what lives in it) and the data dir (after stop). */
     cleanup() {
+      if (hostNetns) deleteNetns(hostNetns);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** A fresh, uniquely named network namespace with loopback up. */
+export function createNetns(prefix = 'stratus-t'): string {
+  const name = `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  execFileSync('ip', ['netns', 'add', name]);
+  execFileSync('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+  return name;
+}
+
+/** Kills what still runs inside the namespace (by pid) and deletes it. */
+export function deleteNetns(name: string): void {
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8' }).split(/\s+/).filter(Boolean).map(Number);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    /* no such namespace */
+  }
+  try {
+    execFileSync('ip', ['netns', 'del', name]);
+  } catch {
+    /* already gone */
+  }
 }
 
 export interface CliResult {
