@@ -227,7 +227,7 @@ export class ComputeManager {
     await this.driver.spawn({
       uuid: spec.instanceId, name: spec.name, vcpus: spec.vcpus, memoryMb: spec.memoryMb, rootGb: spec.rootGb,
       imagePath: this.cacheImage(spec.imageId, spec.imagePath), imageFormat: spec.imageFormat === 'raw' ? 'raw' : 'qcow2',
-      configDrive: { metaData, userData: spec.userData ? Buffer.from(spec.userData, 'base64') : undefined, networkData: networkDataOf(ports) },
+      ...(spec.configDrive !== false ? { configDrive: { metaData, userData: spec.userData ? Buffer.from(spec.userData, 'base64') : undefined, networkData: networkDataOf(ports) } } : {}),
       nics: ports.map((p) => ({ mac: p.mac_address, tapName: p.device, mtu: p.mtu })),
     });
   }

@@ -338,7 +338,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
           instanceId: r.id, actionId, name: fresh.name, hostname: servers.hostnameOf(fresh), projectId: r.project_id, vcpus: f.vcpus, memoryMb: f.ram, rootGb: f.disk,
           imageId: img.id, imagePath: img.localPath, imageFormat: img.diskFormat, availabilityZone: r.availability_zone, launchIndex: r.launch_index,
           metadata: JSON.parse(fresh.metadata) as Record<string, string>, keyData: r.key_data ? JSON.parse(r.key_data) : null, userData: r.user_data,
-          requestedNetworks: 'auto', securityGroups: [],
+          requestedNetworks: 'auto', securityGroups: [], configDrive: bool(r.config_drive),
         };
         await servers.toHost(locked, 'rebuild', actionId, { spec: spec as unknown as Json, wasStopped });
         reply.code(202);
@@ -439,6 +439,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
             name: s.name, imageRef: s.imageRef, flavorRef: String(s.flavorRef), key_name: s.key_name, user_data: s.user_data ?? undefined, metadata: s.metadata,
             availability_zone: s.availability_zone, min_count: toInt(s.min_count), max_count: toInt(s.max_count), accessIPv4: s.accessIPv4, accessIPv6: s.accessIPv6,
             groupId: hints?.group, adminPass: s.adminPass, networks: s.networks, securityGroups: s.security_groups?.map((g) => g.name),
+            config_drive: s.config_drive === undefined ? undefined : s.config_drive === true || (typeof s.config_drive === 'string' && ['true', 'True', '1', 'yes'].includes(s.config_drive)),
           },
           req.id,
           isAdmin(req),

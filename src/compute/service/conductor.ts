@@ -33,6 +33,8 @@ export interface BuildSpec {
   /** As the user asked (see RequestedNetworks); the agent allocates the ports on its host. */
   requestedNetworks: RequestedNetworks;
   securityGroups: string[];
+  /** Attach a config drive (else the guest reads the metadata service). */
+  configDrive: boolean;
 }
 
 /**
@@ -152,6 +154,7 @@ export class Conductor {
         keyData: inst.key_data ? (JSON.parse(inst.key_data) as BuildSpec['keyData']) : null, userData: inst.user_data,
         requestedNetworks: inst.requested_networks ? (JSON.parse(inst.requested_networks) as RequestedNetworks) : 'auto',
         securityGroups: JSON.parse(inst.security_groups ?? '[]') as string[],
+        configDrive: bool(inst.config_drive),
       };
       await this.bus.cast(`compute.${host}`, 'build', spec as unknown as Json);
     } catch (e) {

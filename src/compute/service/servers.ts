@@ -169,6 +169,9 @@ export class ServerService {
     if (min < 1) throw badRequest("Invalid input for field/attribute min_count. Value: 0. 0 is less than the minimum of 1");
     if (input.max_count !== undefined && min > max) throw badRequest('min_count must be <= max_count');
     const requested = parseRequestedNetworks(input.networks, max);
+    // A config drive when asked for, or when no metadata service can reach the
+    // guest (no network service, or no NIC): Nova's force_config_drive case.
+    const configDrive = input.config_drive === true || requested === 'none' || !(await this.network.available());
     const securityGroups = [...new Set(input.securityGroups ?? [])];
     if (input.groupId) {
       const limit = (await this.quota.limits(projectId, ['server_group_members'])).server_group_members!;
@@ -204,10 +207,7 @@ export class ServerService {
             id: uuid(), name, project_id: projectId, user_id: ctx.userId, image_id: image.id, flavor: JSON.stringify(emb), old_flavor: null,
             key_name: input.key_name ?? null, key_data: keyData, user_data: userData, availability_zone: az?.split(':')[0] ?? DEFAULT_AZ, host: null,
             vm_state: VM.BUILDING, task_state: TASK.SCHEDULING, power_state: 0, locked: 0, locked_by: null,
-            // The seeded guest reads its metadata from the config drive, so every
-            // instance gets one (Nova's force_config_drive); the metadata service
-            // at 169.254.169.254 serves the same content over the network.
-            config_drive: 1, requested_networks: JSON.stringify(requested), security_groups: JSON.stringify(securityGroups), metadata: JSON.stringify(meta), tags: JSON.stringify(input.tags ?? []), description: input.description ?? null,
+            config_drive: int(configDrive), requested_networks: JSON.stringify(requested), security_groups: JSON.stringify(securityGroups), metadata: JSON.stringify(meta), tags: JSON.stringify(input.tags ?? []), description: input.description ?? null,
             reservation_id: reservationId, launch_index: i, access_ip_v4: input.accessIPv4 ?? '', access_ip_v6: input.accessIPv6 ?? '',
             admin_pass_set: 0, server_group_id: input.groupId ?? null, created_at: now, updated_at: now, launched_at: null, terminated_at: null, deleted: 0,
           };
