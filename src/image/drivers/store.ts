@@ -154,7 +154,7 @@ export class FilesystemStore implements ImageStore {
       if (e.code === 'ENOENT') throw new StoreNotFoundError(key);
       throw e;
     });
-    return createReadStream(p, { fd: fh, autoClose: true, highWaterMark: 1024 * 1024, ...(range ? { start: range.start, end: range.end } : {}) });
+    return createReadStream(p, { fd: fh, autoClose: true, highWaterMark: 256 * 1024, ...(range ? { start: range.start, end: range.end } : {}) });
   }
 
   async size(key: string): Promise<number | null> {
