@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,6 +18,8 @@ export async function freePort(): Promise<number> {
 export interface BenchCloud {
   url: string;
   dataDir: string;
+  /** The namespace holding the run's data plane (`--host-netns`). */
+  netns: string;
   proc: ChildProcess;
   readyMs: number;
   token(user: 'admin' | 'demo'): Promise<string>;
@@ -28,10 +30,14 @@ export interface BenchCloud {
 /** Starts the built cloud (dist/) on a temp data dir for a benchmark. */
 export async function startBenchCloud(env: Record<string, string> = {}, args: string[] = []): Promise<BenchCloud> {
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-'));
+  // The data plane lives in a namespace made for this run, never in the root namespace.
+  const netns = `stratus-b-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  execFileSync('ip', ['netns', 'add', netns]);
+  execFileSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn', ...args], {
+  const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn', '--host-netns', netns, ...args], {
     env: { ...process.env, STRATUS_IDENTITY__PASSWORD_HASH_COST: '8', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -60,10 +66,18 @@ export async function startBenchCloud(env: Record<string, string> = {}, args: st
     return { status: r.status, body: parsed as any, headers: r.headers }; // eslint-disable-line @typescript-eslint/no-explicit-any
   };
   return {
-    url, dataDir, proc, readyMs, token, api,
+    url, dataDir, netns, proc, readyMs, token, api,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => proc.once('exit', r));
+      for (const pid of execFileSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
+        try {
+          process.kill(Number(pid), 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      execFileSync('ip', ['netns', 'del', netns]);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -15,6 +15,7 @@ import type { EmbeddedFlavor, InstanceRow } from '../store/tables.js';
 import { TASK, VM, serverStatus } from '../service/states.js';
 import { serverView, flavorView, link, type ViewEnv } from './views.js';
 import { addressesOf } from '../service/network.js';
+import { hostIsUp } from '../service/scheduler.js';
 import { interfaceRoutes } from './interfaces.js';
 
 /** The highest compute microversion whose behaviour Stratus implements fully. */
@@ -713,7 +714,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       handler: async () => {
         const hosts = await servers.db.selectFrom('nova_compute_hosts').selectAll().execute();
         const zones = [...new Set(hosts.map((h) => h.availability_zone))];
-        return { availabilityZoneInfo: zones.map((z) => ({ zoneName: z, zoneState: { available: hosts.some((h) => h.availability_zone === z && h.status === 'enabled' && Date.now() - Number(h.heartbeat_at) < 60_000) }, hosts: null })) };
+        return { availabilityZoneInfo: zones.map((z) => ({ zoneName: z, zoneState: { available: hosts.some((h) => h.availability_zone === z && h.status === 'enabled' && hostIsUp({ heartbeat_at: h.heartbeat_at })) }, hosts: null })) };
       },
     }),
     defineRoute({
@@ -721,7 +722,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       handler: async () => {
         const hosts = await servers.db.selectFrom('nova_compute_hosts').selectAll().execute();
         const zones = [...new Set(hosts.map((h) => h.availability_zone))];
-        const up = (h: (typeof hosts)[number]) => Date.now() - Number(h.heartbeat_at) < 60_000;
+        const up = (h: (typeof hosts)[number]) => hostIsUp({ heartbeat_at: h.heartbeat_at });
         return {
           availabilityZoneInfo: [
             { zoneName: 'internal', zoneState: { available: true }, hosts: Object.fromEntries(hosts.map((h) => [h.host, { 'nova-conductor': { available: true, active: true, updated_at: isoSeconds(Date.now()) }, 'nova-scheduler': { available: true, active: true, updated_at: isoSeconds(Date.now()) } }])) },
@@ -767,7 +768,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         for (const h of hosts)
           list.push({
             id: 100 + h.id, binary: 'nova-compute', host: h.host, zone: h.availability_zone, status: h.status, disabled_reason: h.disabled_reason,
-            state: !h.forced_down && now - Number(h.heartbeat_at) < 60_000 ? 'up' : 'down', updated_at: isoSeconds(Number(h.heartbeat_at)).replace('Z', '.000000'), forced_down: bool(h.forced_down),
+            state: hostIsUp(h, now) ? 'up' : 'down', updated_at: isoSeconds(Number(h.heartbeat_at)).replace('Z', '.000000'), forced_down: bool(h.forced_down),
           });
         if (q.host) list = list.filter((s) => s.host === q.host);
         if (q.binary) list = list.filter((s) => s.binary === q.binary);
@@ -916,7 +917,7 @@ async function hypervisors(servers: ServerService, detail: boolean): Promise<unk
   const allocs = await servers.db.selectFrom('nova_allocations').selectAll().execute();
   return hosts.map((h) => {
     const mine = allocs.filter((a) => a.host === h.host);
-    const up = !h.forced_down && Date.now() - Number(h.heartbeat_at) < 60_000;
+    const up = hostIsUp(h);
     const base = { id: h.id, hypervisor_hostname: h.host, state: up ? 'up' : 'down', status: h.status };
     if (!detail) return base;
     const vcpusUsed = mine.reduce((s, a) => s + a.vcpus, 0), ramUsed = mine.reduce((s, a) => s + a.memory_mb, 0), diskUsed = mine.reduce((s, a) => s + a.disk_gb, 0);

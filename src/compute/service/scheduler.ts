@@ -22,6 +22,11 @@ export class NoValidHost extends Error {
 
 const HEARTBEAT_TIMEOUT_MS = 60_000;
 
+/** Whether a compute host's agent reported recently (and is not forced down): Nova's service "up". */
+export function hostIsUp(h: { heartbeat_at: number; forced_down?: number }, now = Date.now()): boolean {
+  return !h.forced_down && now - Number(h.heartbeat_at) <= HEARTBEAT_TIMEOUT_MS;
+}
+
 /**
  * Filter-and-weigh scheduler with placement-style atomic claims: the
  * chosen host's allocation is written in the same transaction that checked
@@ -44,7 +49,7 @@ export class Scheduler {
       for (const h of hosts) {
         const why = (r: string) => reasons.push(`${h.host}: ${r}`);
         if (h.status !== 'enabled') { why(`compute service disabled${h.disabled_reason ? ` (${h.disabled_reason})` : ''}`); continue; }
-        if (h.forced_down || now - Number(h.heartbeat_at) > HEARTBEAT_TIMEOUT_MS) { why('compute service is down'); continue; }
+        if (!hostIsUp(h, now)) { why('compute service is down'); continue; }
         if (req.availabilityZone && h.availability_zone !== req.availabilityZone) { why(`not in availability zone ${req.availabilityZone}`); continue; }
         const used = allocs.filter((a) => a.host === h.host && a.instance_id !== req.instanceId);
         const sum = (k: 'vcpus' | 'memory_mb' | 'disk_gb') => used.reduce((s, a) => s + a[k], 0);
