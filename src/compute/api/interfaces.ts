@@ -43,8 +43,8 @@ export function interfaceRoutes(d: {
       method: 'POST', url: '/servers/:id/os-interface', policy: 'os_compute_api:os-attach-interfaces:create', params: Id, errors: [400, 404, 409],
       body: Type.Object({
         interfaceAttachment: Type.Object({
-          port_id: Type.Optional(Type.String({ format: 'uuid' })),
-          net_id: Type.Optional(Type.String({ format: 'uuid' })),
+          port_id: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F-]{32,36}$' })),
+          net_id: Type.Optional(Type.String({ pattern: '^[0-9a-fA-F-]{32,36}$' })),
           fixed_ips: Type.Optional(Type.Array(Type.Object({ ip_address: Type.String() }, { additionalProperties: false }), { maxItems: 1 })),
           tag: Type.Optional(Type.String()),
         }, { additionalProperties: false }),
