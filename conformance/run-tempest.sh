@@ -11,10 +11,14 @@ HARNESS=${HARNESS:-$ROOT/../shared/conformance}
 [ -x "$HARNESS/run-tempest.sh" ] || { echo "no Tempest harness at $HARNESS" >&2; exit 2; }
 DATA=$(mktemp -d /tmp/stratus-tempest.XXXXXX)
 PORT=${PORT:-18790}
-STRATUS_IDENTITY__ENFORCE_SCOPE=false STRATUS_IDENTITY__PASSWORD_HASH_COST=8 \
-  "$ROOT/stratus" up --data-dir "$DATA" --listen 127.0.0.1:$PORT --s3-listen 127.0.0.1:$((PORT+1)) --log-level warn >"$DATA/up.out" 2>&1 &
+# The data plane (bridges, guests' taps, router namespaces' links) lives in a
+# namespace made for this run, never in the root namespace.
+NETNS=stratus-tempest-$$
+ip netns add "$NETNS" && ip -n "$NETNS" link set lo up
+STRATUS_IDENTITY__ENFORCE_SCOPE=false STRATUS_IDENTITY__PASSWORD_HASH_COST=8 STRATUS_COMPUTE__ACCEL=${STRATUS_COMPUTE__ACCEL:-tcg} \
+  "$ROOT/stratus" up --data-dir "$DATA" --listen 127.0.0.1:$PORT --s3-listen 127.0.0.1:$((PORT+1)) --host-netns "$NETNS" --log-level warn >"$DATA/up.out" 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$DATA"' EXIT
+trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; for p in $(ip netns pids "$NETNS" 2>/dev/null); do kill -9 "$p"; done; ip netns del "$NETNS" 2>/dev/null; rm -rf "$DATA"' EXIT
 for _ in $(seq 1 300); do grep -q "stratus ready" "$DATA/up.out" 2>/dev/null && break; sleep 0.5; done
 grep -q "stratus ready" "$DATA/up.out" || { cat "$DATA/up.out"; exit 2; }
 # shellcheck disable=SC1091
