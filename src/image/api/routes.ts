@@ -143,6 +143,8 @@ export function imageRoutes(svc: ImageService, policy: PolicyEngine, env: ImageA
     defineRoute({
       method: 'GET', url: '/v2/images', policy: 'get_images',
       handler: async (req) => {
+        // `GET /v2/images/` names an image with an empty id (Glance: 404), not the list
+        if (req.url.split('?')[0]!.endsWith('/')) throw notFound('No image found with ID ');
         const q = parseImageListQuery(req.query as RawQuery);
         const { images, more } = await svc.list(callerOf(req), q);
         const links = pageLinks('/v2/images', req.url, more && images.length ? images[images.length - 1]!.id : null);
