@@ -120,7 +120,7 @@ export class NetworkAgent {
     });
     await this.register();
     const every = this.opts.resyncIntervalMs ?? 30_000;
-    this.timers.push(setInterval(() => void this.resync(), every));
+    this.timers.push(setInterval(() => void this.resync(), every).unref());
   }
 
   /** Stops listening and the timers; the data plane keeps running (guests keep their network; the next start adopts it). */
@@ -147,7 +147,7 @@ export class NetworkAgent {
       const t = setTimeout(() => {
         this.timers = this.timers.filter((x) => x !== t);
         void this.register();
-      }, this.opts.registerRetryMs ?? 5_000);
+      }, this.opts.registerRetryMs ?? 5_000).unref();
       this.timers.push(t);
     }
   }
