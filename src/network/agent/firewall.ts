@@ -163,30 +163,40 @@ export function firewallScript(input: FirewallInput): { script: string; rules: n
   }
   bridge.push('}');
 
+  // ports with the same groups share one pair of chains: 500 rules are written once, not once per port
   const inet: string[] = [];
   const chains: string[] = [];
+  const combos = new Map<string, number>();
+  const comboOf = new Map<number, number>();
   for (const s of secured) {
-    const ing = new Set<string>(), eg = new Set<string>();
-    for (const gid of s.port.security_group_ids) {
-      for (const r of groups.get(gid)?.rules ?? []) {
-        const m = ruleMatch(r, groupSet);
-        if (m === null) continue;
-        (r.direction === 'ingress' ? ing : eg).add(m);
+    const key = [...new Set(s.port.security_group_ids)].sort().join(',');
+    let k = combos.get(key);
+    if (k === undefined) {
+      k = combos.size + 1;
+      combos.set(key, k);
+      const ing = new Set<string>(), eg = new Set<string>();
+      for (const gid of key ? key.split(',') : []) {
+        for (const r of groups.get(gid)?.rules ?? []) {
+          const m = ruleMatch(r, groupSet);
+          if (m === null) continue;
+          (r.direction === 'ingress' ? ing : eg).add(m);
+        }
       }
+      rules += ing.size + eg.size;
+      chains.push(`  chain egress${k} {`);
+      chains.push('    udp sport 68 udp dport 67 return', '    udp sport 546 udp dport 547 return');
+      chains.push('    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report } return');
+      chains.push('    ct state invalid drop');
+      for (const m of eg) chains.push(`    ${m} return`);
+      chains.push('    counter drop', '  }');
+      chains.push(`  chain ingress${k} {`);
+      chains.push('    udp sport 67 udp dport 68 accept', '    udp sport 547 udp dport 546 accept');
+      chains.push('    icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query } accept');
+      chains.push('    ct state invalid drop');
+      for (const m of ing) chains.push(`    ${m} accept`);
+      chains.push('    counter drop', '  }');
     }
-    rules += ing.size + eg.size;
-    chains.push(`  chain egress${s.index} {`);
-    chains.push('    udp sport 68 udp dport 67 return', 'udp sport 546 udp dport 547 return'.replace(/^/, '    '));
-    chains.push('    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-report, mld2-listener-report } return');
-    chains.push('    ct state invalid drop');
-    for (const m of eg) chains.push(`    ${m} return`);
-    chains.push('    counter drop', '  }');
-    chains.push(`  chain ingress${s.index} {`);
-    chains.push('    udp sport 67 udp dport 68 accept', '    udp sport 547 udp dport 546 accept');
-    chains.push('    icmpv6 type { nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert, mld-listener-query } accept');
-    chains.push('    ct state invalid drop');
-    for (const m of ing) chains.push(`    ${m} accept`);
-    chains.push('    counter drop', '  }');
+    comboOf.set(s.index, k);
   }
   inet.push(`table inet ${FW_TABLE} {`);
   for (const s of sets.values()) {
@@ -197,8 +207,8 @@ export function firewallScript(input: FirewallInput): { script: string; rules: n
   inet.push('  chain forward {', '    type filter hook forward priority filter; policy accept;');
   inet.push('    meta mark & 0xffffffff == 0 accept');
   inet.push('    ct state established,related accept');
-  inet.push(`    meta mark & 0xffff0000 vmap { ${secured.map((s) => `0x${(s.index << 16 >>> 0).toString(16).padStart(8, '0')} : jump egress${s.index}`).join(', ')} }`);
-  inet.push(`    meta mark & 0x0000ffff vmap { ${secured.map((s) => `0x${s.index.toString(16).padStart(8, '0')} : jump ingress${s.index}`).join(', ')} }`);
+  inet.push(`    meta mark & 0xffff0000 vmap { ${secured.map((s) => `0x${(s.index << 16 >>> 0).toString(16).padStart(8, '0')} : jump egress${comboOf.get(s.index)}`).join(', ')} }`);
+  inet.push(`    meta mark & 0x0000ffff vmap { ${secured.map((s) => `0x${s.index.toString(16).padStart(8, '0')} : jump ingress${comboOf.get(s.index)}`).join(', ')} }`);
   inet.push('  }');
   inet.push(...chains, '}');
   out.push(...bridge, ...inet);
