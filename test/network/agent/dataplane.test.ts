@@ -150,7 +150,7 @@ describe('network agent data plane (real kernel, throwaway namespaces)', () => {
     const ifindex = async () => JSON.parse(await must('ip', ['-n', w.hostNs, '-j', 'link', 'show'])).map((l: { ifname: string; ifindex: number }) => `${l.ifname}:${l.ifindex}`).sort().join(',');
     const before = await ifindex();
     // 40 pings at 0.1 s from the host namespace to the floating IP while the agent is replaced
-    const loop = spawn('ip', ['netns', 'exec', w.hostNs, 'ping', '-c', '40', '-i', '0.1', '-W', '1', '172.24.250.100'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const loop = spawn('ip', ['netns', 'exec', w.hostNs, 'ping', '-c', '40', '-i', '0.1', '-W', '2', '172.24.250.100'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     loop.stdout.on('data', (b) => (out += b));
     const done = new Promise<number>((r) => loop.on('exit', (c) => r(c ?? 1)));
