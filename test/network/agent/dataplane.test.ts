@@ -116,6 +116,19 @@ describe('network agent data plane (real kernel, throwaway namespaces)', () => {
     assert.ok(await pingOk(g2, '172.24.250.1'), 'vm2 -> host via SNAT');
     const nat = await must('ip', ['netns', 'exec', `qrouter-${ids.router}`, 'nft', 'list', 'table', 'ip', 'stratus_router']);
     assert.match(nat, /dnat to 10\.77\.0\.11/);
+    // a guest reaches another guest's floating IP through the router (hairpin NAT)
+    assert.ok(await pingOk(g2, '172.24.250.100'), 'vm2 -> floating IP of vm1');
+  });
+
+  test('anti-spoofing: a guest sending from an address that is not its own is dropped', async () => {
+    await must('ip', ['-n', g2, 'addr', 'add', '10.77.0.50/24', 'dev', 'eth0']);
+    try {
+      const r = await inNs(g2, 'ping', ['-c', '1', '-W', '1', '-I', '10.77.0.50', '10.77.0.11']);
+      assert.notEqual(r.code, 0, 'spoofed source must not get through');
+    } finally {
+      await must('ip', ['-n', g2, 'addr', 'del', '10.77.0.50/24', 'dev', 'eth0']);
+    }
+    assert.ok(await pingOk(g2, '10.77.0.11'), 'its own address still works');
   });
 
   test('a security group rule removed blocks the traffic it allowed; re-added, it passes again', async () => {
