@@ -29,6 +29,8 @@ import { buildGuestImage } from '../image/seed/build-guest-image.js';
 import type { AuthContext } from '../core/context.js';
 import { ImageService, imageMigrations, imagePolicies, imageRoutes } from '../image/index.js';
 import { ObjectStore } from '../object/store/index.js';
+import { hostname } from 'node:os';
+import { NetworkAgent } from '../network/agent/index.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -51,6 +53,8 @@ export class Cloud {
   computeAgent: ComputeManager | null = null;
   /** Nova's metadata API on `<data>/run/metadata.sock`, reached by guests through the network agent's proxies. */
   metadataServer: MetadataServer | null = null;
+  /** This host's network agent (bridges, dnsmasq, routers, security groups); tolerates a missing network service. */
+  networkAgent: NetworkAgent | null = null;
   /** The image service (Glance v2 at /image). */
   image!: ImageService;
   /** The object storage engine under the Swift and S3 APIs (`<data>/object`). */
@@ -98,6 +102,7 @@ export class Cloud {
     // the KVM probe boots it.
     if (this.config.seed) await this.buildGuestImage();
     await this.startCompute();
+    await this.startNetworkAgent();
 
     if (this.config.seed) await this.seed();
     writeClientConfig(this.config, this.identity.adminPassword(), this.config.seed ? this.identity.keptSecret('demo-password') : null);
@@ -175,6 +180,22 @@ export class Cloud {
     }
   }
 
+  /** This host's network agent: same host name as the compute agent; the data plane lives in config.hostNetns. */
+  private async startNetworkAgent(): Promise<void> {
+    // A unit-test cloud (fake compute driver) has no data plane: it must never
+    // touch the kernel's bridges or namespaces.
+    if (this.computeDriver) return;
+    this.networkAgent = new NetworkAgent({
+      bus: this.bus,
+      host: this.computeAgent?.host ?? hostname(),
+      hostNetns: this.config.hostNetns,
+      stateDir: join(this.config.dataDir, 'network'),
+      metadataSocket: join(this.config.dataDir, 'run', 'metadata.sock'),
+      log: this.log,
+    });
+    await this.networkAgent.start().catch((e) => this.log.error({ err: e }, 'network agent failed to start'));
+  }
+
   private guestImage: string | null = null;
 
   private async buildGuestImage(): Promise<void> {
@@ -210,6 +231,7 @@ export class Cloud {
     await this.app.close();
     await this.computeAgent?.stop().catch((e) => this.log.error({ err: e }, 'compute agent stop failed'));
     await this.metadataServer?.stop().catch((e) => this.log.error({ err: e }, 'metadata server stop failed'));
+    await this.networkAgent?.stop().catch((e) => this.log.error({ err: e }, 'network agent stop failed'));
     await this.image?.stop().catch((e) => this.log.error({ err: e }, 'image service stop failed'));
     await this.objectStore?.close().catch((e) => this.log.error({ err: e }, 'object store close failed'));
     await this.bus.close();
