@@ -275,7 +275,7 @@ export class SwiftApi {
     let auth = req.auth;
     if (!auth) {
       const st = header(req, 'x-storage-token');
-      if (st) auth = await this.validator.validate(st);
+      if (st) auth = req.auth = await this.validator.validate(st);
     }
     const projectId = account.startsWith('AUTH_') ? account.slice(5) : null;
     const target = { project_id: projectId ?? '\0' };

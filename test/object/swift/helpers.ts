@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
-import { request } from 'node:http';
+import { connect } from 'node:net';
 import { startInprocCloud, ID, type InprocCloud } from '../../helpers/inproc.js';
 
 export interface User {
@@ -96,20 +96,28 @@ export async function startSwiftCloud(): Promise<SwiftCloud> {
   return { ...c, base, admin, demo, newUser, sw };
 }
 
-/** A raw request (for headers fetch refuses, like a lying Content-Length); resolves with the status. */
-export function rawStatus(base: string, method: string, path: string, headers: Record<string, string>, body?: Buffer): Promise<{ status: number; text: string }> {
+/**
+ * A request written byte for byte on a socket (for what fetch and http.request
+ * refuse or rewrite: a lying Content-Length, no length at all). Only the
+ * headers are sent; resolves with the status line's code and the response head.
+ */
+export function rawStatus(base: string, method: string, path: string, headers: Record<string, string>): Promise<{ status: number; text: string }> {
   const u = new URL(base + path);
   return new Promise((res, rej) => {
-    const r = request({ host: u.hostname, port: u.port, method, path: u.pathname + u.search, headers }, (resp) => {
-      let t = '';
-      resp.on('data', (d: Buffer) => (t += d.toString()));
-      resp.on('end', () => res({ status: resp.statusCode ?? 0, text: t }));
-      resp.on('error', rej);
+    const s = connect(Number(u.port), u.hostname, () => {
+      const head = [`${method} ${u.pathname}${u.search} HTTP/1.1`, `Host: ${u.host}`, ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`), '', ''].join('\r\n');
+      s.write(head);
     });
-    r.on('error', rej);
-    if (body) r.write(body);
-    // Never send the announced body: the server must answer from the headers.
-    r.flushHeaders();
-    if (!headers['content-length'] || body) r.end();
+    let t = '';
+    s.on('data', (d: Buffer) => {
+      t += d.toString('latin1');
+      const m = /^HTTP\/1\.1 (\d+)/.exec(t);
+      if (m && t.includes('\r\n\r\n')) {
+        s.destroy();
+        res({ status: Number(m[1]), text: t });
+      }
+    });
+    s.on('error', rej);
+    s.on('close', () => res({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(t)?.[1] ?? 0), text: t }));
   });
 }
