@@ -599,6 +599,7 @@ export class SwiftApi {
   private async object(ctx: Ctx): Promise<unknown> {
     const { method, caller: c, t } = ctx;
     const container = t.container!;
+    if (method === 'PUT' && ctx.q.has('extract-archive') && !c.tempUrl) return this.extractArchive(ctx);
     const viaTempUrl = await this.tempUrlGrants(ctx);
     switch (method) {
       case 'GET':
@@ -709,7 +710,9 @@ export class SwiftApi {
     const plan = lo!.plan;
     if (cond) checkConditions({ ...meta, etag: normalizeEtag(plan.etag), size: plan.size }, cond);
     const headers = { ...this.objectHeaders(meta, plan.size, plan.etag), ...extra };
-    return this.sendRanges(ctx, headers, plan.size, parseRanges(rangeHeader, plan.size), async (r) => lo!.stream(r ?? undefined));
+    // The first segment is opened before the headers go out, so a missing or
+    // changed first segment is an error status (409, as Swift answers), not a 200 cut short.
+    return this.sendRanges(ctx, headers, plan.size, parseRanges(rangeHeader, plan.size), async (r) => primed(lo!.stream(r ?? undefined)));
   }
 
   /** 200 / 206 (single range) / 206 multipart/byteranges / 416. */
@@ -1175,6 +1178,32 @@ export class SwiftApi {
     }
     return this.sendBulkResult(ctx, { 'Number Files Created': created, Errors: errors }, '201 Created');
   }
+}
+
+/** Waits for the first chunk of `s` (so its errors surface before a response starts), then streams it all. */
+async function primed(s: Readable): Promise<Readable> {
+  const it = s[Symbol.asyncIterator]();
+  let first: IteratorResult<unknown>;
+  try {
+    first = await it.next();
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 412 || e.status === 404)) throw new ApiError(409, `A segment of the large object is missing or changed: ${e.message}`);
+    throw e;
+  }
+  async function* all() {
+    try {
+      if (first.done) return;
+      yield first.value as Buffer;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value as Buffer;
+      }
+    } finally {
+      await it.return?.();
+    }
+  }
+  return Readable.from(all(), { objectMode: false });
 }
 
 /** Listing rows of SLOs show the whole object's size in Swift; we have only the stored manifest row here. */

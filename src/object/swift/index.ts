@@ -8,6 +8,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { SwiftApi, type SwiftApiOptions } from './api.js';
+import { ApiError } from '../../core/errors.js';
+import { errorBody } from './http.js';
 
 export { SwiftApi, type SwiftApiOptions } from './api.js';
 export { objectPolicies } from './policies.js';
@@ -38,6 +40,15 @@ export function mountSwift(app: FastifyInstance, opts: SwiftApiOptions): SwiftMo
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));
+    // Errors raised by Fastify itself inside this scope (e.g. a malformed
+    // Content-Type) get Swift's plain bodies too.
+    scope.setErrorHandler(async (err: Error & { statusCode?: number }, req, reply) => {
+      const status = err instanceof ApiError ? err.status : err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+      if (status === 500) opts.log.error({ err, reqId: req.id, url: req.url }, 'swift request failed');
+      const { body, type } = errorBody(status, status === 500 ? 'An error occurred' : err.message);
+      reply.code(status).header('Content-Type', type);
+      return req.method === 'HEAD' ? reply.send() : body;
+    });
     scope.route({
       method: [...METHODS],
       url: `${opts.prefix}/v1/*`,
