@@ -12,7 +12,7 @@
  * Figures only, no assertions. Run (as root, from the repository):
  *
  *   npx tsx bench/object/run.ts [--objects 1000] [--big-mib 256] [--list-count 10000]
- *                               [--no-swift] [--threadpool 16] [--json-out FILE]
+ *                               [--no-swift] [--threadpool 16] [--json-out FILE] [--workloads small,big,list]
  *
  * It builds dist/ first (tsc). `--threadpool` sets UV_THREADPOOL_SIZE for
  * the Stratus process (0 = Node's default of 4). Real Swift needs the Debian
@@ -38,6 +38,7 @@ const LIST_COUNT = Number(arg('list-count', '10000'));
 const THREADPOOL = Number(arg('threadpool', '16'));
 const WITH_SWIFT = !args.includes('--no-swift') && existsSync('/usr/bin/swift-proxy-server') && existsSync(join(ANCHORS, 'swift-up.sh'));
 const JSON_OUT = arg('json-out', '');
+const WORKLOADS = new Set(arg('workloads', 'small,big,list').split(','));
 
 async function freePort(): Promise<number> {
   return new Promise((res) => {
@@ -210,24 +211,24 @@ async function main() {
   const targets = [...(swift ? [swift.target] : []), stratus.target];
   console.log(`stratus: ${stratus.target.url} (UV_THREADPOOL_SIZE=${THREADPOOL || 'default'})${swift ? `\nswift:   ${swift.target.url}` : '\n(real Swift not available: --no-swift or packages missing)'}`);
   try {
-    for (const c of [1, 32]) {
+    for (const c of WORKLOADS.has('small') ? [1, 32] : []) {
       for (const t of targets) {
         console.log(`small c=${c} ${t.label} ...`);
         const rows = objload(t, 'small', c);
         for (const op of ['put_4096B', 'get_4096B']) record(`${op} c=${c}`, t.label, rows[op]);
       }
     }
-    for (const t of targets) {
+    for (const t of WORKLOADS.has('big') ? targets : []) {
       console.log(`big ${BIG_MIB} MiB ${t.label} ...`);
       const rows = objload(t, 'big', 1);
       for (const [op, row] of Object.entries(rows)) record(op, t.label, row);
     }
-    for (const t of targets) {
+    for (const t of WORKLOADS.has('list') ? targets : []) {
       console.log(`list ${LIST_COUNT} ${t.label} ...`);
       const rows = objload(t, 'list', 32);
       for (const [op, row] of Object.entries(rows)) record(op, t.label, row);
     }
-    (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
+    if (WORKLOADS.has('big')) (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
   } finally {
     swift?.stop();
     await stratus.stop();
