@@ -634,7 +634,7 @@ export class SwiftApi {
 
   private objectHeaders(meta: ObjectMeta, size: number, etag: string): Record<string, string> {
     const h: Record<string, string> = {
-      'Content-Type': toHeader(meta.contentType),
+      'Content-Type': toHeader(stripSwiftBytes(meta.contentType)),
       'Content-Length': String(size),
       ETag: etag,
       'Last-Modified': httpDate(meta.lastModified),
@@ -678,11 +678,11 @@ export class SwiftApi {
         return reply.send(got.body ?? got.stream);
       }
       if (!got.body) got.stream.destroy();
-      return this.serveLarge(ctx, got.meta, undefined, cond, extra);
+      return this.serveLarge(ctx, got.meta, undefined, cond, extra, viaTempUrl);
     }
     const meta = await this.store.headObject(a, cname, oname);
     const kind = largeKind(meta);
-    if (kind && !manifestGet) return this.serveLarge(ctx, meta, rangeHeader, cond, extra);
+    if (kind && !manifestGet) return this.serveLarge(ctx, meta, rangeHeader, cond, extra, viaTempUrl);
     if (cond) checkConditions(meta, cond);
     if (kind === 'slo' && manifestGet) {
       if (method === 'HEAD') return sendEmpty(reply, 200, { ...this.objectHeaders(meta, meta.size, meta.etag), 'Content-Type': 'application/json; charset=utf-8' });
@@ -704,9 +704,17 @@ export class SwiftApi {
     return ctx.reply.send(out);
   }
 
-  private async serveLarge(ctx: Ctx, meta: ObjectMeta, rangeHeader: string | undefined, cond: ReadConditions | undefined, extra: Record<string, string>): Promise<unknown> {
+  private async serveLarge(
+    ctx: Ctx,
+    meta: ObjectMeta,
+    rangeHeader: string | undefined,
+    cond: ReadConditions | undefined,
+    extra: Record<string, string>,
+    viaTempUrl: boolean,
+  ): Promise<unknown> {
     const { t } = ctx;
-    const lo = await openLargeObject(this.store, t.account, meta, { authorizeRead: (c) => this.authorizeRead(ctx, c, true) });
+    // A TempURL grants the whole large object, segments included (as Swift's tempurl does).
+    const lo = await openLargeObject(this.store, t.account, meta, viaTempUrl ? {} : { authorizeRead: (c) => this.authorizeRead(ctx, c, true) });
     const plan = lo!.plan;
     if (cond) checkConditions({ ...meta, etag: normalizeEtag(plan.etag), size: plan.size }, cond);
     const headers = { ...this.objectHeaders(meta, plan.size, plan.etag), ...extra };
@@ -915,7 +923,7 @@ export class SwiftApi {
     const deleteAt = deleteAtFrom(req);
     await this.archiveCurrent(ctx, t.container!, t.object!);
     const res = await this.store.putObject(t.account, t.container!, t.object!, built.json, {
-      contentType,
+      contentType: `${stripSwiftBytes(contentType)};swift_bytes=${built.size}`,
       userMeta: metaFromHeaders(req, 'object', false),
       sysMeta: { slo: 'true', 'slo-etag': built.etag, 'slo-size': String(built.size) },
       ...(deleteAt !== undefined ? { deleteAt } : {}),
@@ -932,9 +940,14 @@ export class SwiftApi {
       const v = header(req, h);
       if (v !== undefined) sysMeta[h] = fromHeader(v);
     }
+    let contentType = ct ? stripSwiftBytes(fromHeader(ct)) : undefined;
+    if (contentType !== undefined) {
+      const cur = await this.store.headObject(t.account, t.container!, t.object!);
+      if (largeKind(cur) === 'slo') contentType += `;swift_bytes=${cur.sysMeta['slo-size']}`;
+    }
     await this.store.postObjectMeta(t.account, t.container!, t.object!, {
       userMeta: metaFromHeaders(req, 'object', false),
-      ...(ct ? { contentType: fromHeader(ct) } : {}),
+      ...(contentType !== undefined ? { contentType } : {}),
       deleteAt: deleteAt ?? null,
       sysMeta,
     });
@@ -1016,7 +1029,7 @@ export class SwiftApi {
       const keepSys: Record<string, string> = {};
       for (const k of ['content-disposition', 'content-encoding']) if (srcMeta.sysMeta[k]) keepSys[k] = srcMeta.sysMeta[k];
       res = await this.store.putObject(a, dst.container, dst.object, lo.stream(), {
-        contentType: ct ? fromHeader(ct) : srcMeta.contentType,
+        contentType: ct ? fromHeader(ct) : stripSwiftBytes(srcMeta.contentType),
         userMeta: fresh ? userMeta : { ...srcMeta.userMeta, ...userMeta },
         sysMeta: keepSys,
         expectedSize: size,
@@ -1206,9 +1219,18 @@ async function primed(s: Readable): Promise<Readable> {
   return Readable.from(all(), { objectMode: false });
 }
 
-/** Listing rows of SLOs show the whole object's size in Swift; we have only the stored manifest row here. */
-function listingOverride(): Partial<{ bytes: number; hash: string }> {
-  return {};
+/**
+ * SLO manifests are stored with `;swift_bytes=<total size>` on their content
+ * type (as Swift's container rows carry it), so listings show the large
+ * object's size; the parameter never reaches clients.
+ */
+function listingOverride(e: ObjectEntry): Partial<{ bytes: number; hash: string; contentType: string }> {
+  const m = /;\s*swift_bytes=(\d+)/.exec(e.contentType);
+  return m ? { bytes: Number(m[1]), contentType: stripSwiftBytes(e.contentType) } : {};
+}
+
+export function stripSwiftBytes(ct: string): string {
+  return ct.replace(/;\s*swift_bytes=\d+/, '');
 }
 
 const STATUS_TEXT: Record<number, string> = {

@@ -93,12 +93,12 @@ export const LISTING_TYPES: Record<ListingFormat, string> = {
 
 const xmlEsc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
-export function renderObjectListing(format: ListingFormat, container: string, entries: Array<ObjectEntry | SubdirEntry>, overrides?: (e: ObjectEntry) => Partial<{ bytes: number; hash: string }>): string {
+export function renderObjectListing(format: ListingFormat, container: string, entries: Array<ObjectEntry | SubdirEntry>, overrides?: (e: ObjectEntry) => Partial<{ bytes: number; hash: string; contentType: string }>): string {
   if (format === 'plain') return entries.map((e) => ('subdir' in e ? e.subdir : e.name) + '\n').join('');
   const rows = entries.map((e) => {
     if ('subdir' in e) return e;
     const o = overrides?.(e) ?? {};
-    return { name: e.name, hash: o.hash ?? e.etag, bytes: o.bytes ?? e.size, content_type: e.contentType, last_modified: e.lastModified };
+    return { name: e.name, hash: o.hash ?? e.etag, bytes: o.bytes ?? e.size, content_type: o.contentType ?? e.contentType, last_modified: e.lastModified };
   });
   if (format === 'json') return JSON.stringify(rows);
   const body = rows

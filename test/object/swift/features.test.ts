@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +46,13 @@ test('DLO: X-Object-Manifest serves the segments in order, with ranges; the mani
   r = await c.sw('GET', `${A}/dlo/big`, { token: T, headers: { range: 'bytes=99990-100009' } });
   assert.equal(r.status, 206);
   assert.deepEqual(r.body, whole.subarray(99990, 100010));
+  // a TempURL for the manifest reaches its segments too
+  await c.sw('POST', A, { token: T, headers: { 'x-account-meta-temp-url-key': 'dlokey' } });
+  const exp = Math.floor(Date.now() / 1000) + 60;
+  const sig = createHmac('sha256', 'dlokey').update(`GET\n${exp}\n/v1/AUTH_${c.demo.projectId}/dlo/big`).digest('hex');
+  r = await c.sw('GET', `${A}/dlo/big?temp_url_sig=${sig}&temp_url_expires=${exp}`);
+  assert.equal(r.status, 200);
+  assert.equal(md5(r.body), md5(whole));
   r = await c.sw('GET', `${A}/dlo/big?multipart-manifest=get`, { token: T });
   assert.equal(r.body.length, 0);
   // a copy of a DLO is a plain object holding its contents
@@ -76,6 +83,17 @@ test('SLO: manifest put, GET of the whole and of ranges, manifest get (raw too),
   assert.equal(r.headers.get('etag'), `"${sloEtag}"`);
   r = await c.sw('HEAD', `${A}/slo/obj`, { token: T });
   assert.equal(r.headers.get('content-length'), String(whole.length));
+  assert.equal(r.headers.get('content-type'), 'application/x-test');
+  r = await c.sw('GET', `${A}/slo?format=json`, { token: T });
+  const row = JSON.parse(r.text).find((e: { name: string }) => e.name === 'obj');
+  assert.equal(row.bytes, whole.length, 'listings show the large object size');
+  assert.equal(row.content_type, 'application/x-test');
+  await c.sw('POST', `${A}/slo/obj`, { token: T, headers: { 'content-type': 'text/x-other' } });
+  r = await c.sw('GET', `${A}/slo?format=json`, { token: T });
+  assert.deepEqual(
+    (({ bytes, content_type }) => ({ bytes, content_type }))(JSON.parse(r.text).find((e: { name: string }) => e.name === 'obj')),
+    { bytes: whole.length, content_type: 'text/x-other' },
+  );
   r = await c.sw('GET', `${A}/slo/obj`, { token: T, headers: { range: 'bytes=199990-200010,-50' } });
   assert.equal(r.status, 206);
   assert.ok(r.body.includes(whole.subarray(199990, 200011)));
