@@ -813,7 +813,8 @@ export class SwiftApi {
     if (!loc) return;
     const cur = await this.currentMeta(ctx.t.account, container, name);
     if (!cur) return;
-    await this.authorizeWrite(ctx, loc);
+    // A TempURL authorizes the versioning side effects of its own write, as in Swift.
+    if (!ctx.caller.tempUrl) await this.authorizeWrite(ctx, loc);
     try {
       await this.store.copyObject(
         { account: ctx.t.account, container, name },
@@ -986,7 +987,7 @@ export class SwiftApi {
   private async deleteRestoringVersion(ctx: Ctx, loc: string): Promise<unknown> {
     const { t, reply } = ctx;
     const a = t.account;
-    await this.authorizeWrite(ctx, loc);
+    if (!ctx.caller.tempUrl) await this.authorizeWrite(ctx, loc);
     let newest: ObjectEntry | undefined;
     try {
       const { entries } = await this.store.listContainer(a, loc, { prefix: versionedPrefix(t.object!), reverse: true, limit: 1 });

@@ -178,6 +178,13 @@ test('versioning: X-Versions-Location (stack) restores on delete; X-History-Loca
   await c.sw('DELETE', `${A}/vers/doc`, { token: T });
   assert.equal((await c.sw('GET', `${A}/vers/doc`, { token: T })).status, 404);
   assert.equal((await c.sw('GET', `${A}/vers-archive`, { token: T })).status, 204);
+  // a TempURL write to a versioned container archives the old version too
+  await c.sw('PUT', `${A}/vers/tu`, { token: T, body: 'old' });
+  await c.sw('POST', `${A}/vers`, { token: T, headers: { 'x-container-meta-temp-url-key': 'verskey' } });
+  const exp = Math.floor(Date.now() / 1000) + 60;
+  const sig = createHmac('sha1', 'verskey').update(`PUT\n${exp}\n/v1/AUTH_${c.demo.projectId}/vers/tu`).digest('hex');
+  assert.equal((await c.sw('PUT', `${A}/vers/tu?temp_url_sig=${sig}&temp_url_expires=${exp}`, { body: 'new' })).status, 201);
+  assert.equal((await c.sw('GET', `${A}/vers-archive?prefix=002tu/`, { token: T })).text.split('\n').filter(Boolean).length, 1);
 
   await c.sw('PUT', `${A}/hist-archive`, { token: T });
   await c.sw('PUT', `${A}/hist`, { token: T, headers: { 'x-history-location': 'hist-archive' } });
