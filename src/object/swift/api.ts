@@ -632,7 +632,8 @@ export class SwiftApi {
     }
   }
 
-  private objectHeaders(meta: ObjectMeta, size: number, etag: string): Record<string, string> {
+  /** With `viaTempUrl`, only `X-Object-Meta-Public-*` is shown (tempurl's outgoing_remove_headers). */
+  private objectHeaders(meta: ObjectMeta, size: number, etag: string, viaTempUrl = false): Record<string, string> {
     const h: Record<string, string> = {
       'Content-Type': toHeader(stripSwiftBytes(meta.contentType)),
       'Content-Length': String(size),
@@ -640,7 +641,7 @@ export class SwiftApi {
       'Last-Modified': httpDate(meta.lastModified),
       'X-Timestamp': meta.timestamp,
       'Accept-Ranges': 'bytes',
-      ...metaHeaders('Object', meta.userMeta),
+      ...metaHeaders('Object', meta.userMeta, viaTempUrl ? Object.keys(meta.userMeta).filter((k) => !k.startsWith('public-')) : []),
     };
     if (meta.deleteAt !== undefined) h['X-Delete-At'] = String(meta.deleteAt);
     if (meta.sysMeta['content-disposition']) h['Content-Disposition'] = toHeader(meta.sysMeta['content-disposition']);
@@ -674,7 +675,7 @@ export class SwiftApi {
       const kind = largeKind(got.meta);
       if (!kind || manifestGet) {
         if (kind === 'slo' && manifestGet) return this.sendManifest(ctx, got.meta, got.body);
-        reply.code(200).headers({ ...this.objectHeaders(got.meta, got.meta.size, got.meta.etag), ...extra });
+        reply.code(200).headers({ ...this.objectHeaders(got.meta, got.meta.size, got.meta.etag, viaTempUrl), ...extra });
         return reply.send(got.body ?? got.stream);
       }
       if (!got.body) got.stream.destroy();
@@ -689,7 +690,7 @@ export class SwiftApi {
       const got = await this.store.getObject(a, cname, oname);
       return this.sendManifest(ctx, got.meta, got.body);
     }
-    const headers = { ...this.objectHeaders(meta, meta.size, meta.etag), ...extra };
+    const headers = { ...this.objectHeaders(meta, meta.size, meta.etag, viaTempUrl), ...extra };
     const ranges = parseRanges(rangeHeader, meta.size);
     return this.sendRanges(ctx, headers, meta.size, ranges, async (r) => {
       const got = await this.store.getObject(a, cname, oname, r ? { range: r, conditions: { ifMatch: meta.etag } } : { conditions: { ifMatch: meta.etag } });
@@ -717,7 +718,7 @@ export class SwiftApi {
     const lo = await openLargeObject(this.store, t.account, meta, viaTempUrl ? {} : { authorizeRead: (c) => this.authorizeRead(ctx, c, true) });
     const plan = lo!.plan;
     if (cond) checkConditions({ ...meta, etag: normalizeEtag(plan.etag), size: plan.size }, cond);
-    const headers = { ...this.objectHeaders(meta, plan.size, plan.etag), ...extra };
+    const headers = { ...this.objectHeaders(meta, plan.size, plan.etag, viaTempUrl), ...extra };
     // The first segment is opened before the headers go out, so a missing or
     // changed first segment is an error status (409, as Swift answers), not a 200 cut short.
     return this.sendRanges(ctx, headers, plan.size, parseRanges(rangeHeader, plan.size), async (r) => primed(lo!.stream(r ?? undefined)));

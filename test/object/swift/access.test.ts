@@ -111,7 +111,7 @@ test('TempURL: account and container keys, sha1/sha256/sha512, expiry, methods, 
   const A = c.demo.account;
   const acct = `AUTH_${c.demo.projectId}`;
   await c.sw('PUT', `${A}/tmp`, { token: c.demo.token });
-  await c.sw('PUT', `${A}/tmp/file.txt`, { token: c.demo.token, body: 'temporary' });
+  await c.sw('PUT', `${A}/tmp/file.txt`, { token: c.demo.token, body: 'temporary', headers: { 'x-object-meta-private': 'p', 'x-object-meta-public-tag': 't' } });
   await c.sw('POST', A, { token: c.demo.token, headers: { 'x-account-meta-temp-url-key': 'acctkey' } });
   await c.sw('POST', `${A}/tmp`, { token: c.demo.token, headers: { 'x-container-meta-temp-url-key': 'contkey' } });
   const sign = (method: string, path: string, key: string, exp: number, alg = 'sha1') => createHmac(alg, key).update(`${method}\n${exp}\n${path}`).digest('hex');
@@ -122,6 +122,8 @@ test('TempURL: account and container keys, sha1/sha256/sha512, expiry, methods, 
     assert.equal(r.status, 200, `${key} ${alg}`);
     assert.equal(r.text, 'temporary');
     assert.equal(r.headers.get('content-disposition'), 'attachment; filename="file.txt"');
+    assert.equal(r.headers.get('x-object-meta-private'), null, 'private metadata is not shown through a TempURL');
+    assert.equal(r.headers.get('x-object-meta-public-tag'), 't');
   }
   // signatures over the full mounted path work too, and base64 form
   const full = `/object${path}`;
