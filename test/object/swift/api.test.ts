@@ -150,6 +150,19 @@ test('chunked PUT streams, and a body of several MiB round-trips with its MD5', 
   assert.equal(md5(g.body), md5(whole));
 });
 
+test('bodies are never parsed: JSON content types and bodies above the JSON limit are stored as they are', async () => {
+  await c.sw('PUT', `${A}/raw`, { token: T });
+  const notJson = '{ this is not json';
+  let r = await c.sw('PUT', `${A}/raw/a.json`, { token: T, body: notJson, headers: { 'content-type': 'application/json' } });
+  assert.equal(r.status, 201);
+  assert.equal((await c.sw('GET', `${A}/raw/a.json`, { token: T })).text, notJson);
+  const big = randomBytes(c.config.maxJsonBodyBytes + 1024);
+  r = await c.sw('PUT', `${A}/raw/big.json`, { token: T, body: big, headers: { 'content-type': 'application/json' } });
+  assert.equal(r.status, 201);
+  assert.equal(md5((await c.sw('GET', `${A}/raw/big.json`, { token: T })).body), md5(big));
+  assert.equal((await c.sw('PUT', `${A}/raw/x`, { token: T, body: 'x', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status, 201);
+});
+
 test('ranges: single, suffix, open-ended, multi-range multipart/byteranges, 416', async () => {
   const C = `${A}/ranges`;
   await c.sw('PUT', C, { token: T });
