@@ -31,6 +31,7 @@ import { ImageService, imageMigrations, imagePolicies, imageRoutes } from '../im
 import { ObjectStore } from '../object/store/index.js';
 import { hostname } from 'node:os';
 import { NetworkAgent } from '../network/agent/index.js';
+import { mountSwift, objectPolicies, type SwiftMount } from '../object/swift/index.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -71,7 +72,7 @@ export class Cloud {
     this.log = opts.log ?? createLogger(config.dataDir, config.logLevel);
     this.database = openDatabase(config.databaseUrl, config.dataDir);
     this.bus = new InProcessBus((e, where) => this.log.error({ err: e, where }, 'bus handler failed'));
-    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies, ...imagePolicies });
+    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies, ...imagePolicies, ...objectPolicies });
     this.quota = new QuotaEngine(this.database);
     this.identity = new Identity(this.database, config, this.log, this.bus);
     this.app = createApp({ log: this.log, maxJsonBodyBytes: config.maxJsonBodyBytes, validator: this.identity.tokens, policy: this.policy });
@@ -95,7 +96,8 @@ export class Cloud {
     });
     mountService(this.app, this.policy, { prefix: '/identity/v3', format: 'keystone', routes: identityRoutes(this.identity, { base: `${base}/identity/v3` }, this.policy) });
     this.states.identity = 'ok';
-    this.objectStore = await ObjectStore.open({ root: join(this.config.dataDir, 'object'), logger: this.log });
+    this.objectStore = await ObjectStore.open({ root: join(this.config.dataDir, 'object'), logger: this.log, replicationIntervalMs: 300_000, auditIntervalMs: 3_600_000, auditBytesPerSecond: 32 * 1024 * 1024 });
+    await this.startSwift();
     await this.startImage();
 
     // The seeded guest image is built (once, cached) before compute starts:
@@ -120,6 +122,16 @@ export class Cloud {
     this.seedImage = (ctx, path) => this.image.seedGuestImage(ctx, path);
     this.states.image = 'ok';
   }
+
+  /** Swift API at /object/v1/AUTH_<project_id> (and /info), with the object expirer. */
+  private async startSwift(): Promise<void> {
+    this.swift = mountSwift(this.app, { store: this.objectStore, policy: this.policy, validator: this.identity.tokens, log: this.log, prefix: '/object' });
+    this.swift.startExpirer(30_000);
+    this.states.object = 'ok';
+    await this.identity.catalog.register('object-store', 'swift', `${this.config.publicUrl}/object/v1/AUTH_$(project_id)s`, this.config.region);
+  }
+
+  swift: SwiftMount | null = null;
 
   /** Compute API, conductor and this host's compute agent (QEMU). */
   private async startCompute(): Promise<void> {
@@ -233,6 +245,7 @@ export class Cloud {
     await this.metadataServer?.stop().catch((e) => this.log.error({ err: e }, 'metadata server stop failed'));
     await this.networkAgent?.stop().catch((e) => this.log.error({ err: e }, 'network agent stop failed'));
     await this.image?.stop().catch((e) => this.log.error({ err: e }, 'image service stop failed'));
+    this.swift?.stop();
     await this.objectStore?.close().catch((e) => this.log.error({ err: e }, 'object store close failed'));
     await this.bus.close();
     await this.database.close();

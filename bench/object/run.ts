@@ -1,0 +1,242 @@
+/**
+ * bench/object: the Swift API of Stratus beside real OpenStack Swift (Debian,
+ * started by /work/shared/anchors/swift-up.sh on loopback, 3 replicas) and
+ * beside the raw disk, in one run, with the same load tool (objload.py):
+ *
+ * - 4 KiB PUT then GET: req/s, p50/p99 ms at concurrency 1 and 32;
+ * - one 256 MiB PUT then GET on one connection: MB/s (MB = 10^6 B), next to
+ *   `dd` (write with fsync, read with O_DIRECT and from the page cache) and
+ *   `cp` + sync of a file of the same size on the same filesystem;
+ * - a full JSON listing of a 10,000-object container (min/median of 5).
+ *
+ * Figures only, no assertions. Run (as root, from the repository):
+ *
+ *   npx tsx bench/object/run.ts [--objects 1000] [--big-mib 256] [--list-count 10000]
+ *                               [--no-swift] [--threadpool 16] [--json-out FILE] [--workloads small,big,list]
+ *
+ * It builds dist/ first (tsc). `--threadpool` sets UV_THREADPOOL_SIZE for
+ * the Stratus process (0 = Node's default of 4). Real Swift needs the Debian
+ * packages named in /work/shared/anchors/README.md; without them (or with
+ * --no-swift) only Stratus and the disk are measured.
+ */
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createServer } from 'node:net';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const ANCHORS = process.env.STRATUS_ANCHORS ?? '/work/shared/anchors';
+const args = process.argv.slice(2);
+const arg = (name: string, dflt: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1]! : dflt;
+};
+const OBJECTS = Number(arg('objects', '1000'));
+const BIG_MIB = Number(arg('big-mib', '256'));
+const LIST_COUNT = Number(arg('list-count', '10000'));
+const THREADPOOL = Number(arg('threadpool', '16'));
+const WITH_SWIFT = !args.includes('--no-swift') && existsSync('/usr/bin/swift-proxy-server') && existsSync(join(ANCHORS, 'swift-up.sh'));
+const JSON_OUT = arg('json-out', '');
+const WORKLOADS = new Set(arg('workloads', 'small,big,list').split(','));
+
+async function freePort(): Promise<number> {
+  return new Promise((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+interface Target {
+  label: string;
+  url: string;
+  token: string;
+}
+
+type Row = Record<string, number | string | null>;
+const results: Record<string, Record<string, Row>> = {};
+
+/** Runs objload.py against one target; returns its result rows by op name. */
+function objload(t: Target, workloads: string, concurrency: number, extra: string[] = []): Record<string, Row> {
+  const jsonFile = join(tmpdir(), `objload-${process.pid}-${Date.now()}.jsonl`);
+  const r = spawnSync(
+    '/usr/bin/python3',
+    [join(ANCHORS, 'objload.py'), 'run', '--url', t.url, '--token', t.token, '-n', String(OBJECTS), '-c', String(concurrency), '--runs', '1',
+      '--workloads', workloads, '--big-mib', String(BIG_MIB), '--list-count', String(LIST_COUNT), '--label', t.label, '--json-out', jsonFile, '--cleanup', ...extra],
+    { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  );
+  if (r.status !== 0) throw new Error(`objload ${t.label} ${workloads} c=${concurrency} failed: ${r.stderr}${r.stdout}`);
+  const rows: Record<string, Row> = {};
+  for (const line of readFileSync(jsonFile, 'utf8').split('\n').filter(Boolean)) {
+    const rec = JSON.parse(line) as { summary?: boolean; results?: Row[] };
+    if (rec.summary || !rec.results) continue;
+    for (const x of rec.results) rows[String(x['op'])] = x;
+  }
+  rmSync(jsonFile, { force: true });
+  if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ label: t.label, workloads, concurrency, rows }) + '\n', { flag: 'a' });
+  return rows;
+}
+
+function record(key: string, label: string, row: Row | undefined) {
+  if (!row) return;
+  (results[key] ??= {})[label] = row;
+}
+
+async function startStratus(): Promise<{ target: Target; dataDir: string; stop: () => Promise<void> }> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-obj-'));
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    STRATUS_IDENTITY__PASSWORD_HASH_COST: '8',
+    STRATUS_GUEST_IMAGE_CACHE: '/var/tmp/stratus-test-cache/guest-image',
+    STRATUS_COMPUTE__ACCEL: 'tcg',
+  };
+  if (THREADPOOL > 0) env['UV_THREADPOOL_SIZE'] = String(THREADPOOL);
+  else delete env['UV_THREADPOOL_SIZE'];
+  const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn'], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((res, rej) => {
+    proc.stdout!.on('data', (d: Buffer) => d.toString().includes('stratus ready') && res());
+    proc.once('exit', (c) => rej(new Error(`stratus exited ${c}`)));
+  });
+  const password = readFileSync(join(dataDir, 'secrets', 'demo-password'), 'utf8').trim();
+  const r = await fetch(`${url}/identity/v3/auth/tokens`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'demo', domain: { id: 'default' }, password } } }, scope: { project: { name: 'demo', domain: { id: 'default' } } } } }),
+  });
+  const body = (await r.json()) as { token: { catalog: Array<{ type: string; endpoints: Array<{ interface: string; url: string }> }> } };
+  const storage = body.token.catalog.find((s) => s.type === 'object-store')!.endpoints.find((e) => e.interface === 'public')!.url;
+  return {
+    target: { label: 'stratus', url: storage, token: r.headers.get('x-subject-token')! },
+    dataDir,
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise((res) => proc.once('exit', res));
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startSwift(): Promise<{ target: Target; dir: string; stop: () => void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'swift-saio-bench-'));
+  const env = {
+    ...process.env,
+    SAIO_DIR: dir,
+    PROXY_PORT: String(await freePort()),
+    OBJECT_PORT: String(await freePort()),
+    CONTAINER_PORT: String(await freePort()),
+    ACCOUNT_PORT: String(await freePort()),
+    MEMCACHE_PORT: String(await freePort()),
+    FRESH: '1',
+  };
+  execFileSync(join(ANCHORS, 'swift-up.sh'), { env, stdio: ['ignore', 'ignore', 'inherit'] });
+  const envSh = readFileSync(join(dir, 'run', 'env.sh'), 'utf8');
+  const get = (k: string) => new RegExp(`${k}=['"]?([^'"\\n]+)`).exec(envSh)?.[1] ?? '';
+  return {
+    target: { label: 'swift', url: get('OS_STORAGE_URL'), token: get('OS_AUTH_TOKEN') },
+    dir,
+    stop() {
+      spawnSync(join(ANCHORS, 'swift-down.sh'), { env: { ...env, PURGE: '1' }, stdio: 'inherit' });
+    },
+  };
+}
+
+/** dd/cp figures for a file of BIG_MIB on the filesystem of `dir` (MB/s, 10^6 B). */
+function rawDisk(dir: string): Record<string, number> {
+  const f = join(dir, 'dd.bin');
+  const g = join(dir, 'cp.bin');
+  const time = (fn: () => void) => {
+    const t0 = performance.now();
+    fn();
+    return (BIG_MIB * 1024 * 1024) / ((performance.now() - t0) / 1000) / 1e6;
+  };
+  const out: Record<string, number> = {};
+  try {
+    out['dd write (conv=fsync)'] = time(() => execFileSync('dd', ['if=/dev/zero', `of=${f}`, 'bs=1M', `count=${BIG_MIB}`, 'conv=fsync'], { stdio: 'ignore' }));
+    out['dd read (O_DIRECT)'] = time(() => execFileSync('dd', [`if=${f}`, 'of=/dev/null', 'bs=1M', 'iflag=direct'], { stdio: 'ignore' }));
+    out['dd read (page cache)'] = time(() => execFileSync('dd', [`if=${f}`, 'of=/dev/null', 'bs=1M'], { stdio: 'ignore' }));
+    out['cp + sync'] = time(() => {
+      execFileSync('cp', [f, g]);
+      execFileSync('sync', [g]);
+    });
+  } finally {
+    rmSync(f, { force: true });
+    rmSync(g, { force: true });
+  }
+  return out;
+}
+
+const n = (v: unknown, d = 0) => (typeof v === 'number' ? v.toFixed(d) : '-');
+
+function printTable(targets: string[]) {
+  const lines: string[] = [];
+  const pad = (s: string, w: number) => s.padEnd(w);
+  lines.push(`\n== Swift API: ${targets.join(' vs ')} (same machine, same objload.py; 3 replicas, fsync) ==`);
+  for (const c of [1, 32]) {
+    for (const op of ['put_4096B', 'get_4096B']) {
+      const key = `${op} c=${c}`;
+      const row = results[key] ?? {};
+      lines.push(
+        `${pad(key, 18)} ` +
+          targets.map((t) => `${t}: ${n(row[t]?.['req_per_s'])} req/s p50 ${n(row[t]?.['p50_ms'], 1)} ms p99 ${n(row[t]?.['p99_ms'], 1)} ms`).join(' | ') +
+          (targets.length === 2 && typeof row[targets[1]!]?.['req_per_s'] === 'number' && typeof row[targets[0]!]?.['req_per_s'] === 'number'
+            ? `  (${((row['stratus']!['req_per_s'] as number) / (row['swift']!['req_per_s'] as number)).toFixed(1)}x)`
+            : ''),
+      );
+    }
+  }
+  for (const op of [`put_${BIG_MIB}MiB`, `get_${BIG_MIB}MiB`]) {
+    const row = results[op] ?? {};
+    lines.push(`${pad(op, 18)} ` + targets.map((t) => `${t}: ${n(row[t]?.['MB_per_s'], 1)} MB/s`).join(' | '));
+  }
+  const lk = `list_${LIST_COUNT}`;
+  const lrow = results[lk] ?? {};
+  lines.push(`${pad(lk, 18)} ` + targets.map((t) => `${t}: min ${n(lrow[t]?.['min_s'], 3)} s median ${n(lrow[t]?.['median_s'], 3)} s`).join(' | '));
+  const disk = results['raw disk'] ?? {};
+  lines.push(`raw disk (${BIG_MIB} MiB): ` + Object.entries(disk['disk'] ?? {}).map(([k, v]) => `${k} ${n(v, 1)} MB/s`).join(' | '));
+  console.log(lines.join('\n'));
+}
+
+async function main() {
+  console.log(`building dist/ ...`);
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
+  const stratus = await startStratus();
+  const swift = WITH_SWIFT ? await startSwift() : null;
+  const targets = [...(swift ? [swift.target] : []), stratus.target];
+  console.log(`stratus: ${stratus.target.url} (UV_THREADPOOL_SIZE=${THREADPOOL || 'default'})${swift ? `\nswift:   ${swift.target.url}` : '\n(real Swift not available: --no-swift or packages missing)'}`);
+  try {
+    for (const c of WORKLOADS.has('small') ? [1, 32] : []) {
+      for (const t of targets) {
+        console.log(`small c=${c} ${t.label} ...`);
+        const rows = objload(t, 'small', c);
+        for (const op of ['put_4096B', 'get_4096B']) record(`${op} c=${c}`, t.label, rows[op]);
+      }
+    }
+    for (const t of WORKLOADS.has('big') ? targets : []) {
+      console.log(`big ${BIG_MIB} MiB ${t.label} ...`);
+      const rows = objload(t, 'big', 1);
+      for (const [op, row] of Object.entries(rows)) record(op, t.label, row);
+    }
+    for (const t of WORKLOADS.has('list') ? targets : []) {
+      console.log(`list ${LIST_COUNT} ${t.label} ...`);
+      const rows = objload(t, 'list', 32);
+      for (const [op, row] of Object.entries(rows)) record(op, t.label, row);
+    }
+    if (WORKLOADS.has('big')) (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
+  } finally {
+    swift?.stop();
+    await stratus.stop();
+  }
+  printTable(targets.map((t) => t.label));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
