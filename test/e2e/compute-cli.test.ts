@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { startCloud, openstack, osJson, osOk, hasOpenstackCli, type RunningCloud } from '../helpers/cloud-process.js';
 
 const D = 'stratus-demo' as const;
@@ -121,14 +122,20 @@ test('servers boot real guests and obey the lifecycle', { skip, timeout: 1_500_0
     await consoleHas('s2', /STRATUS-GUEST-READY hostname=s2\b/);
   });
 
-  await t.test('delete leaves no process and no file', async () => {
+  await t.test('delete leaves no process, tap or file', async () => {
+    const links = () => execFileSync('ip', ['-n', cloud.hostNetns!, '-o', 'link', 'show'], { encoding: 'utf8' });
     for (const name of ['s1', 's2']) {
       const id = String((await osJson(cloud, D, ['server', 'show', name])).id);
+      const ports = (await osOk(cloud, D, ['port', 'list', '--server', id, '-f', 'value', '-c', 'ID'])).split('\n').filter(Boolean);
+      const taps = ports.map((p) => `tap${p.slice(0, 11)}`);
       const pid = pidOf(id);
       assert.ok(alive(pid), 'QEMU runs before delete');
+      for (const tap of taps) assert.ok(links().includes(tap), `tap ${tap} exists before delete`);
       await osOk(cloud, D, ['server', 'delete', '--wait', name]);
       assert.ok(!alive(pid), 'QEMU process is gone');
       assert.ok(!existsSync(join(cloud.dataDir, 'instances', id)), 'instance dir is gone');
+      for (const tap of taps) assert.ok(!links().includes(tap), `tap ${tap} is gone`);
+      for (const p of ports) assert.notEqual((await openstack(cloud, D, ['port', 'show', p])).code, 0, `port ${p} was deleted with the server`);
     }
   });
 
