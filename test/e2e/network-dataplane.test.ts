@@ -140,6 +140,32 @@ test('tenant network, two guests, a router, a floating IP and a security group',
     void web;
   });
 
+  await t.test('server add/remove port and security group', async () => {
+    const links = () => inHost(['ip', '-o', 'link', 'show']).out;
+    const port = await osJson<{ id: string }>(cloud, D, ['port', 'create', '--network', 'e2e-net', '--fixed-ip', 'ip-address=10.77.0.40', 'extra']);
+    await osOk(cloud, D, ['server', 'add', 'port', 'n2', 'extra']);
+    const shown = await osJson<{ device_id: string; status?: string }>(cloud, D, ['port', 'show', 'extra']);
+    assert.equal(shown.device_id, servers.n2!.id, 'the port now belongs to n2');
+    assert.ok(links().includes(`tap${port.id.slice(0, 11)}`), 'its tap is wired on the host');
+    assert.match(JSON.stringify((await osJson<{ addresses: unknown }>(cloud, D, ['server', 'show', 'n2'])).addresses), /10\.77\.0\.40/);
+    await osOk(cloud, D, ['server', 'remove', 'port', 'n2', 'extra']);
+    await waitFor('the tap to go', async () => !links().includes(`tap${port.id.slice(0, 11)}`), 60_000);
+    assert.equal((await osJson<{ device_id: string }>(cloud, D, ['port', 'show', 'extra'])).device_id, '', 'the port is free again');
+    await osOk(cloud, D, ['port', 'delete', 'extra']);
+
+    await osOk(cloud, D, ['security', 'group', 'create', 'e2e-web']);
+    await osOk(cloud, D, ['server', 'add', 'security', 'group', 'n1', 'e2e-web']);
+    const n1Port = (await osOk(cloud, D, ['port', 'list', '--server', servers.n1!.id, '-f', 'value', '-c', 'ID'])).trim().split('\n')[0]!;
+    const groups = async () => JSON.stringify((await osJson<{ security_group_ids: unknown }>(cloud, D, ['port', 'show', n1Port])).security_group_ids);
+    const webId = String((await osJson<{ id: string }>(cloud, D, ['security', 'group', 'show', 'e2e-web'])).id);
+    assert.ok((await groups()).includes(webId), 'the group is on the server\'s port');
+    assert.match(JSON.stringify((await osJson<{ security_groups: unknown }>(cloud, D, ['server', 'show', 'n1'])).security_groups), /e2e-web/);
+    await osOk(cloud, D, ['server', 'remove', 'security', 'group', 'n1', 'e2e-web']);
+    assert.ok(!(await groups()).includes(webId), 'the group is gone from the port');
+    await osOk(cloud, D, ['security', 'group', 'delete', 'e2e-web']);
+    assert.ok(pingFromHost(fip), 'the default group still lets ICMP in');
+  });
+
   await t.test('a restart keeps addresses and connectivity', async () => {
     const pidFile = join(cloud.dataDir, 'instances', servers.n1!.id, 'qemu.pid');
     const pid = readFileSync(pidFile, 'utf8').trim();
