@@ -28,6 +28,12 @@ export const NETWORK_QUOTAS: Record<string, number> = {
   security_group_rule: 100,
 };
 
+/** The core quota engine's limit tables (limits are read inside our transactions). */
+interface QuotaTables {
+  quota_limits: { project_id: string; resource: string; hard_limit: number };
+  quota_defaults: { resource: string; hard_limit: number };
+}
+
 const QUOTA_TABLES: Record<string, keyof NetworkTables> = {
   network: 'neutron_networks',
   subnet: 'neutron_subnets',
@@ -77,8 +83,12 @@ export class NetContext {
    * rows through the unique inserts that follow).
    */
   async checkQuota(tx: Tx, projectId: string, resource: string, adding = 1): Promise<void> {
-    const limits = await this.quota.limits(projectId, [resource]);
-    const limit = limits[resource]!;
+    // Read the limit through the transaction: SQLite has one connection, and
+    // a query outside the open transaction would wait for it forever.
+    const q = tx as unknown as Kysely<QuotaTables>;
+    const own = await q.selectFrom('quota_limits').select('hard_limit').where('project_id', '=', projectId).where('resource', '=', resource).executeTakeFirst();
+    const dflt = own ? undefined : await q.selectFrom('quota_defaults').select('hard_limit').where('resource', '=', resource).executeTakeFirst();
+    const limit = own ? Number(own.hard_limit) : dflt ? Number(dflt.hard_limit) : (NETWORK_QUOTAS[resource] ?? -1);
     if (limit < 0) return;
     const table = QUOTA_TABLES[resource]!;
     const row = await (tx as NetDb)
