@@ -1,6 +1,6 @@
 import type { NetworkTables, SubnetRow } from '../store/tables.js';
 import type { Tx, NetDb } from './context.js';
-import { cidrContains, eui64, formatIp, lastAddress, parseCidr, parseIp, type Cidr, type IpRange } from '../ip.js';
+import { cidrContains, eui64, formatIp, lastAddress, normalizeIp, parseCidr, parseIp, type Cidr, type IpRange } from '../ip.js';
 import { badRequest, conflict, nerr } from './errors.js';
 
 /**
@@ -116,6 +116,9 @@ export async function allocateIps(
     return out;
   }
 
+  const asked = requested.filter((r) => r.ip_address !== undefined).map((r) => normalizeIp(r.ip_address) ?? r.ip_address);
+  if (new Set(asked).size !== asked.length)
+    throw badRequest(`Invalid input for operation: Failed to create port on network ${network_id}, because fixed_ips included a duplicate IP address.`, 'InvalidInput');
   for (const r of requested) {
     let s: SubnetInfo | undefined;
     if (r.subnet_id !== undefined) {
