@@ -35,6 +35,8 @@ export interface NetCloud extends InprocCloud {
   snapshot(): Promise<Record<string, number>>;
   /** Asserts the error body is Neutron's with this status and type. */
   expectError(r: InjectResponse, status: number, type: string, message?: RegExp): void;
+  /** Sends pending `sync` casts now and lets the in-process bus deliver them. */
+  hostsFlush(): Promise<void>;
 }
 
 export async function startNetCloud(): Promise<NetCloud> {
@@ -65,6 +67,11 @@ export async function startNetCloud(): Promise<NetCloud> {
     assert.equal(r.json?.NeutronError?.type, type, r.text);
     assert.equal(typeof r.json.NeutronError.message, 'string');
     if (message) assert.match(r.json.NeutronError.message, message);
+  };
+  c.hostsFlush = async () => {
+    await c.cloud.network.hosts.flush();
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
   };
   return c;
 }
