@@ -7,8 +7,8 @@ import type { Caller, NetDb, Tx } from './context.js';
 import { parseJson } from './context.js';
 import { badRequest, conflict, nerr, notFound } from './errors.js';
 import { boolean, checkBody, list, projectId, str, tagList, type AttrSpec, type Body } from './validate.js';
-import { allocateIps, releaseIps, subnetInfos, type FixedIpRequest } from './ipam.js';
-import { portViews, type View } from './views.js';
+import { allocateIps, subnetInfos, type Allocation, type FixedIpRequest } from './ipam.js';
+import { portView, portViews, type View } from './views.js';
 import { formatCidr, formatIp, parseCidr, parseIp } from '../ip.js';
 
 const VNIC_TYPES = ['normal', 'direct', 'macvtap', 'baremetal', 'direct-physical', 'virtio-forwarder', 'smart-nic', 'vdpa', 'remote-managed'];
@@ -100,6 +100,14 @@ export interface PortSpec {
   id?: string;
 }
 
+/** What createTx wrote, for building the response without reading it back. */
+export interface CreatedPort {
+  row?: PortRow;
+  ips?: Allocation[];
+  groups?: string[];
+  tags?: string[];
+}
+
 /** A random MAC in OpenStack's base_mac range fa:16:3e. */
 export const randomMac = (): string => `fa:16:3e:${[...randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 
@@ -149,7 +157,8 @@ export class Ports {
   /** POST /v2.0/ports: `net` is the (visible) network, `b` the checked body. */
   async create(caller: Caller, net: NetworkRow, b: Body): Promise<View> {
     const project = (b.project_id as string | undefined) ?? caller.projectId ?? net.project_id;
-    const id = await this.ctx.tx((tx) =>
+    const made: CreatedPort = {};
+    await this.ctx.tx((tx) =>
       this.createTx(tx, {
         project_id: project,
         network: net,
@@ -168,10 +177,11 @@ export class Ports {
         binding_profile: b['binding:profile'] as Record<string, unknown> | undefined,
         dns_name: b.dns_name as string | undefined,
         tags: b.tags as string[] | undefined,
-      }, caller),
+      }, caller, made),
     );
     this.ctx.onChange();
-    return this.viewById(id);
+    // Everything the body needs was written by this request: no second read.
+    return portView(made.row!, made.ips!, made.groups!, made.tags!);
   }
 
   /**
@@ -179,7 +189,7 @@ export class Ports {
    * groups. Every check happens before or inside the transaction, so a
    * failure leaves nothing behind.
    */
-  async createTx(tx: Tx, s: PortSpec, caller?: Caller): Promise<string> {
+  async createTx(tx: Tx, s: PortSpec, caller?: Caller, made?: CreatedPort): Promise<string> {
     const db = tx as NetDb;
     const id = s.id ?? uuid();
     const owner = s.device_owner ?? '';
@@ -196,40 +206,40 @@ export class Ports {
       throw conflict('AddressPairAndPortSecurityRequired', 'Port Security must be enabled in order to have allowed address pairs on a port.');
     let groups: string[] = [];
     if (portSecurity && !networkOwned) {
-      groups = s.security_groups ?? [await this.svc.securityGroups.ensureDefaultTx(tx, s.project_id)];
-      groups = await this.svc.securityGroups.resolveTx(tx, caller ?? { projectId: s.project_id, userId: null, admin: false }, groups, s.project_id);
+      groups = s.security_groups
+        ? await this.svc.securityGroups.resolveTx(tx, caller ?? { projectId: s.project_id, userId: null, admin: false }, s.security_groups, s.project_id)
+        : [await this.svc.securityGroups.ensureDefaultTx(tx, s.project_id)];
     } else if (s.security_groups && s.security_groups.length)
       throw conflict('PortSecurityAndIPRequiredForSecurityGroups', 'Port security must be enabled and port must have an IP address in order to use security groups.');
     const now = Date.now();
-    await db
-      .insertInto('neutron_ports')
-      .values({
-        id,
-        project_id: s.project_id,
-        name: s.name ?? '',
-        description: s.description ?? '',
-        created_at: now,
-        updated_at: now,
-        revision_number: 1,
-        network_id: s.network.id,
-        mac_address: mac,
-        admin_state_up: int(s.admin_state_up ?? true),
-        status: 'DOWN',
-        device_id: s.device_id ?? '',
-        device_owner: owner,
-        binding_host_id: s.binding_host_id ?? '',
-        binding_vnic_type: s.binding_vnic_type ?? 'normal',
-        binding_profile: JSON.stringify(s.binding_profile ?? {}),
-        port_security_enabled: int(portSecurity),
-        allowed_address_pairs: JSON.stringify(pairs.map((p) => ({ ip_address: p.ip_address, mac_address: p.mac_address ?? mac }))),
-        dns_name: s.dns_name ?? '',
-        created_for_instance: int(s.created_for_instance ?? false),
-      })
-      .execute();
+    const row: PortRow = {
+      id,
+      project_id: s.project_id,
+      name: s.name ?? '',
+      description: s.description ?? '',
+      created_at: now,
+      updated_at: now,
+      revision_number: 1,
+      network_id: s.network.id,
+      mac_address: mac,
+      admin_state_up: int(s.admin_state_up ?? true),
+      status: 'DOWN',
+      device_id: s.device_id ?? '',
+      device_owner: owner,
+      binding_host_id: s.binding_host_id ?? '',
+      binding_vnic_type: s.binding_vnic_type ?? 'normal',
+      binding_profile: JSON.stringify(s.binding_profile ?? {}),
+      port_security_enabled: int(portSecurity),
+      allowed_address_pairs: JSON.stringify(pairs.map((p) => ({ ip_address: p.ip_address, mac_address: p.mac_address ?? mac }))),
+      dns_name: s.dns_name ?? '',
+      created_for_instance: int(s.created_for_instance ?? false),
+    };
+    await db.insertInto('neutron_ports').values(row).execute();
     const subnets = await subnetInfos(tx, await this.svc.networks.subnetsOf(tx, s.network.id));
-    await allocateIps(tx, s.network.id, subnets, s.fixed_ips, id, mac, owner);
+    const ips = await allocateIps(tx, s.network.id, subnets, s.fixed_ips, id, mac, owner);
     for (const g of groups) await db.insertInto('neutron_port_security_groups').values({ port_id: id, security_group_id: g }).execute();
     if (s.tags?.length) await this.svc.tags.setTx(tx, 'ports', id, s.tags);
+    if (made) Object.assign(made, { row, ips, groups, tags: [...new Set(s.tags ?? [])] });
     return id;
   }
 
@@ -312,11 +322,9 @@ export class Ports {
   /** Removes a port, its addresses, group memberships and floating IP associations. */
   async deleteTx(tx: Tx, id: string): Promise<void> {
     const db = tx as NetDb;
-    await db.updateTable('neutron_floatingips').set({ fixed_port_id: null, fixed_ip_address: null, router_id: null }).where('fixed_port_id', '=', id).execute();
-    await releaseIps(tx, id);
-    await db.deleteFrom('neutron_port_security_groups').where('port_id', '=', id).execute();
-    await db.deleteFrom('neutron_router_ports').where('port_id', '=', id).execute();
+    await db.updateTable('neutron_floatingips').set({ fixed_port_id: null, fixed_ip_address: null, router_id: null, status: 'DOWN' }).where('fixed_port_id', '=', id).execute();
     await db.deleteFrom('neutron_tags').where('resource_type', '=', 'ports').where('resource_id', '=', id).execute();
+    // Addresses, group memberships and router membership go with the row (ON DELETE CASCADE).
     await db.deleteFrom('neutron_ports').where('id', '=', id).execute();
   }
 

@@ -108,39 +108,46 @@ export async function portViews(db: Tx, rows: PortRow[]): Promise<View[]> {
   const ips = await chunked(ids, (c) => (db as NetDb).selectFrom('neutron_ip_allocations').select(['port_id', 'subnet_id', 'ip_address']).where('port_id', 'in', c).execute());
   const sgs = await chunked(ids, (c) => (db as NetDb).selectFrom('neutron_port_security_groups').selectAll().where('port_id', 'in', c).execute());
   const tags = await tagsOf(db, 'ports', ids);
-  return rows.map((r) => {
-    const fixed = ips
-      .filter((i) => i.port_id === r.id)
-      .sort((a, b) => compareIp(a.ip_address, b.ip_address))
-      .map((i) => ({ subnet_id: i.subnet_id, ip_address: i.ip_address }));
-    const bound = r.binding_host_id !== '';
-    return {
-      ...std(r),
-      name: r.name,
-      network_id: r.network_id,
-      mac_address: r.mac_address,
-      admin_state_up: bool(r.admin_state_up),
-      status: portStatus(r),
-      device_id: r.device_id,
-      device_owner: r.device_owner,
-      fixed_ips: fixed,
-      allowed_address_pairs: parseJson<unknown[]>(r.allowed_address_pairs, []),
-      extra_dhcp_opts: [],
-      security_groups: sgs.filter((s) => s.port_id === r.id).map((s) => s.security_group_id).sort(),
-      port_security_enabled: bool(r.port_security_enabled),
-      'binding:host_id': r.binding_host_id,
-      'binding:vif_type': bound ? 'tap' : 'unbound',
-      'binding:vif_details': bound ? { port_filter: true, connectivity: 'l2' } : {},
-      'binding:vnic_type': r.binding_vnic_type,
-      'binding:profile': parseJson<Record<string, unknown>>(r.binding_profile, {}),
-      dns_name: r.dns_name,
-      dns_assignment: fixed.map((f) => {
-        const hostname = r.dns_name || defaultHostname(f.ip_address);
-        return { ip_address: f.ip_address, hostname, fqdn: `${hostname}.openstacklocal.` };
-      }),
-      tags: tags.get(r.id) ?? [],
-    };
-  });
+  return rows.map((r) =>
+    portView(
+      r,
+      ips.filter((i) => i.port_id === r.id),
+      sgs.filter((s) => s.port_id === r.id).map((s) => s.security_group_id),
+      tags.get(r.id) ?? [],
+    ),
+  );
+}
+
+/** One port's body from its row and relations (when the caller already has them). */
+export function portView(r: PortRow, ips: Array<{ subnet_id: string; ip_address: string }>, groups: string[], tags: string[]): View {
+  const fixed = [...ips].sort((a, b) => compareIp(a.ip_address, b.ip_address)).map((i) => ({ subnet_id: i.subnet_id, ip_address: i.ip_address }));
+  const bound = r.binding_host_id !== '';
+  return {
+    ...std(r),
+    name: r.name,
+    network_id: r.network_id,
+    mac_address: r.mac_address,
+    admin_state_up: bool(r.admin_state_up),
+    status: portStatus(r),
+    device_id: r.device_id,
+    device_owner: r.device_owner,
+    fixed_ips: fixed,
+    allowed_address_pairs: parseJson<unknown[]>(r.allowed_address_pairs, []),
+    extra_dhcp_opts: [],
+    security_groups: [...groups].sort(),
+    port_security_enabled: bool(r.port_security_enabled),
+    'binding:host_id': r.binding_host_id,
+    'binding:vif_type': bound ? 'tap' : 'unbound',
+    'binding:vif_details': bound ? { port_filter: true, connectivity: 'l2' } : {},
+    'binding:vnic_type': r.binding_vnic_type,
+    'binding:profile': parseJson<Record<string, unknown>>(r.binding_profile, {}),
+    dns_name: r.dns_name,
+    dns_assignment: fixed.map((f) => {
+      const hostname = r.dns_name || defaultHostname(f.ip_address);
+      return { ip_address: f.ip_address, hostname, fqdn: `${hostname}.openstacklocal.` };
+    }),
+    tags: [...tags].sort(),
+  };
 }
 
 /**
