@@ -1,7 +1,9 @@
 /**
  * bench/network/api: port create+delete pairs per second through the
  * Networking API (HTTP, real `stratus up` from dist/), at concurrency 1 and
- * 16, with create/delete latency percentiles. Goal: ≥ 500 pairs/s.
+ * 16, with create/delete latency percentiles and the server's CPU time per
+ * pair (the machine is shared; pairs per server CPU-second is the figure that
+ * does not depend on what else runs). Goal: ≥ 500 pairs/s.
  * Prints figures; asserts nothing.
  *
  * Run: `npx tsx bench/network/api.ts` (after `./stratus up` has built dist/).
@@ -10,7 +12,14 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { startBenchCloud, pct } from '../lib/cloud.js';
+
+/** CPU seconds (user + system) the process has used: the machine is shared, so the server's CPU cost per pair is the load-independent figure. */
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+}
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 
@@ -51,12 +60,15 @@ async function main() {
         }
       };
       const t0 = performance.now();
+      const cpu0 = cpuSeconds(cloud.proc.pid!);
       await Promise.all(Array.from({ length: conc }, worker));
       const secs = (performance.now() - t0) / 1000;
+      const cpu = cpuSeconds(cloud.proc.pid!) - cpu0;
       console.log(
         `port create+delete c=${String(conc).padStart(2)}: ${(pairs / secs).toFixed(0)} pairs/s (${((2 * pairs) / secs).toFixed(0)} req/s)` +
           `  create p50 ${pct(createMs, 50).toFixed(1)} ms p99 ${pct(createMs, 99).toFixed(1)} ms` +
-          `  delete p50 ${pct(deleteMs, 50).toFixed(1)} ms p99 ${pct(deleteMs, 99).toFixed(1)} ms  errors ${errors}`,
+          `  delete p50 ${pct(deleteMs, 50).toFixed(1)} ms p99 ${pct(deleteMs, 99).toFixed(1)} ms  errors ${errors}` +
+          `  | server CPU ${((1000 * cpu) / Math.max(1, pairs)).toFixed(2)} ms/pair = ${(pairs / Math.max(cpu, 0.001)).toFixed(0)} pairs per server CPU-second`,
       );
     }
   } finally {
