@@ -13,7 +13,8 @@
  * Topics
  *   `network`            served by the network service
  *      register_agent   { host }                         -> HostNetworkState   (an agent starting; it then gets `sync` casts)
- *      get_host_state   { host }                         -> HostNetworkState
+ *      get_host_state   { host }                         -> HostNetworkState   (also counts as a heartbeat)
+ *      heartbeat        { host }                         -> {}                 (an agent not heard from for 75 s is dead: its DHCP and routers move to a live agent)
  *      allocate_for_instance AllocateRequest             -> { ports: InstancePort[] }
  *      deallocate_for_instance { instance_id, host }     -> {}
  *      instance_ports   { instance_id }                  -> { ports: InstancePort[] }

@@ -190,3 +190,20 @@ test('seedNetworks is idempotent: public, private, router1', async () => {
   assert.equal(ifaces.length, 1);
   assert.equal(ifaces[0].fixed_ips[0].ip_address, '10.0.0.1');
 });
+
+test('DHCP and routers move to a live agent when theirs stops heartbeating', async () => {
+  await call('register_agent', { host: 'host2' });
+  const routerHost = async () => (await c.cloud.database.db.selectFrom('neutron_routers').select('l3_host').where('id', '=', router.id).executeTakeFirstOrThrow()).l3_host;
+  assert.equal(await routerHost(), 'host1', 'the first registered agent hosts it');
+  // host1 falls silent for longer than the agent down time
+  await c.cloud.database.db.updateTable('neutron_agents').set({ heartbeat_at: Date.now() - 10 * 60_000 }).where('host', '=', 'host1').execute();
+  await call('heartbeat', { host: 'host2' });
+  const s2 = await call<HostNetworkState>('get_host_state', { host: 'host2' });
+  assert.equal(await routerHost(), 'host2');
+  assert.ok(s2.routers.some((r) => r.id === router.id));
+  const agents = (await c.ok('GET', '/agents', undefined, c.admin.token, 200)).agents;
+  assert.deepEqual(agents.map((a: { host: string; alive: boolean }) => [a.host, a.alive]).sort(), [['host1', false], ['host2', true]]);
+  // host1 comes back: it does not take the work back (no flapping)
+  await call('register_agent', { host: 'host1' });
+  assert.equal(await routerHost(), 'host2');
+});

@@ -84,6 +84,10 @@ export class NetworkService {
         if (await this.hosts.assign()) this.hosts.scheduleSync();
         return this.hosts.hostState(host);
       }),
+      heartbeat: wrap(async (a: { host: string }) => {
+        await this.hosts.heartbeat(hostArg(a));
+        return {};
+      }),
       allocate_for_instance: wrap((a: AllocateRequest) => this.compute.allocate(a)),
       deallocate_for_instance: wrap((a: { instance_id: string; host?: string }) => this.compute.deallocate(a)),
       instance_ports: wrap((a: { instance_id: string }) => this.compute.ports(a)),
