@@ -49,8 +49,30 @@ export function openDatabase(url: string, dataDir: string): Database {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
+  cacheStatements(sqlite);
   const db = new Kysely<unknown>({ dialect: new SqliteDialect({ database: sqlite }) });
   return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/**
+ * Kysely prepares every query anew, and preparing costs as much as running a
+ * small statement. better-sqlite3 statements are reusable (SQLite recompiles
+ * them itself after a schema change), so the most recent distinct SQL texts
+ * keep theirs. Kysely never iterates a statement while reusing it (no
+ * streaming queries here), so sharing one is safe.
+ */
+function cacheStatements(sqlite: SQLite.Database, max = 1000): void {
+  const prepare = sqlite.prepare.bind(sqlite);
+  const cache = new Map<string, SQLite.Statement>();
+  sqlite.prepare = ((source: string) => {
+    let st = cache.get(source);
+    if (st === undefined) {
+      st = prepare(source);
+      if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+      cache.set(source, st);
+    }
+    return st;
+  }) as typeof sqlite.prepare;
 }
 
 /** Migrations are registered per service under names like `identity/0001_init`. */

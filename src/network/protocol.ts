@@ -13,7 +13,8 @@
  * Topics
  *   `network`            served by the network service
  *      register_agent   { host }                         -> HostNetworkState   (an agent starting; it then gets `sync` casts)
- *      get_host_state   { host }                         -> HostNetworkState
+ *      get_host_state   { host }                         -> HostNetworkState   (also counts as a heartbeat)
+ *      heartbeat        { host }                         -> {}                 (an agent not heard from for 75 s is dead: its DHCP and routers move to a live agent)
  *      allocate_for_instance AllocateRequest             -> { ports: InstancePort[] }
  *      deallocate_for_instance { instance_id, host }     -> {}
  *      instance_ports   { instance_id }                  -> { ports: InstancePort[] }
@@ -140,6 +141,20 @@ export interface AllocateRequest {
   /** From `networks` in the server create request; [] = the project's default network if exactly one is usable. 'none' / 'auto' as in Nova. */
   requested: Array<{ network_id?: string; port_id?: string; fixed_ip?: string }> | 'none' | 'auto';
   security_groups: string[];
+  /** The server's availability zone: ports get device_owner `compute:<az>` (default: the network service's zone). */
+  availability_zone?: string;
+}
+
+/**
+ * Failures of `network` calls reach the caller as a RemoteError whose
+ * `remoteName` is `NetworkError:<status>:<NeutronType>` (for example
+ * `NetworkError:409:IpAddressAlreadyAllocated`) and whose message is
+ * Neutron's message, ready to show to a user.
+ */
+export const networkErrorName = (status: number, type: string): string => `NetworkError:${status}:${type}`;
+export function parseNetworkError(remoteName: string): { status: number; type: string } | null {
+  const m = /^NetworkError:(\d{3}):(.+)$/.exec(remoteName);
+  return m ? { status: Number(m[1]), type: m[2]! } : null;
 }
 
 /** A port as compute needs it: to plug a NIC and to render `addresses` and network_data.json. */

@@ -32,6 +32,7 @@ import { ObjectStore } from '../object/store/index.js';
 import { hostname } from 'node:os';
 import { NetworkAgent } from '../network/agent/index.js';
 import { mountSwift, objectPolicies, type SwiftMount } from '../object/swift/index.js';
+import { NetworkService, networkMigrations, networkPolicies, networkRoutes } from '../network/index.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -48,7 +49,9 @@ export class Cloud {
   readonly quota: QuotaEngine;
   readonly identity: Identity;
   readonly app: FastifyInstance;
-  readonly states: Record<string, ServiceState> = { identity: 'starting', image: 'starting', compute: 'starting' };
+  readonly states: Record<string, ServiceState> = { identity: 'starting', image: 'starting', compute: 'starting', network: 'starting' };
+  /** The network service (Neutron v2.0 at /networking). */
+  network!: NetworkService;
   servers!: ServerService;
   conductor!: Conductor;
   computeAgent: ComputeManager | null = null;
@@ -72,7 +75,7 @@ export class Cloud {
     this.log = opts.log ?? createLogger(config.dataDir, config.logLevel);
     this.database = openDatabase(config.databaseUrl, config.dataDir);
     this.bus = new InProcessBus((e, where) => this.log.error({ err: e, where }, 'bus handler failed'));
-    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies, ...imagePolicies, ...objectPolicies });
+    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies, ...imagePolicies, ...objectPolicies, ...networkPolicies });
     this.quota = new QuotaEngine(this.database);
     this.identity = new Identity(this.database, config, this.log, this.bus);
     this.app = createApp({ log: this.log, maxJsonBodyBytes: config.maxJsonBodyBytes, validator: this.identity.tokens, policy: this.policy });
@@ -83,7 +86,7 @@ export class Cloud {
   }
 
   async start(): Promise<void> {
-    await migrate(this.database, [quotaMigrations, identityMigrations, computeMigrations, imageMigrations]);
+    await migrate(this.database, [quotaMigrations, identityMigrations, computeMigrations, imageMigrations, networkMigrations]);
     this.policy.loadOverrides(await loadPolicyFile(join(this.config.dataDir, 'policy.yaml')));
     await this.identity.init();
     await this.identity.catalog.register('identity', 'keystone', this.identityUrl, this.config.region);
@@ -103,6 +106,7 @@ export class Cloud {
     // The seeded guest image is built (once, cached) before compute starts:
     // the KVM probe boots it.
     if (this.config.seed) await this.buildGuestImage();
+    await this.startNetwork();
     await this.startCompute();
     await this.startNetworkAgent();
 
@@ -233,6 +237,24 @@ export class Cloud {
   private async seed(): Promise<void> {
     await this.identity.seedDemo();
     if (this.guestImage && this.seedImage) await this.seedImage(await this.adminContext(), this.guestImage);
+    await this.seedNetworks();
+  }
+
+  /** Networking API (Neutron v2.0) at /networking, and the `network` bus topic. */
+  private async startNetwork(): Promise<void> {
+    this.network = new NetworkService(this.database, this.quota, this.log, this.bus, { availabilityZone: this.config.compute.availabilityZone });
+    this.network.serve();
+    const root = `${this.config.publicUrl}/networking`;
+    mountService(this.app, this.policy, { prefix: '/networking', format: 'neutron', routes: networkRoutes(this.network, this.policy, { root }) });
+    await this.identity.catalog.register('network', 'neutron', root, this.config.region);
+    this.states.network = 'ok';
+  }
+
+  /** The public network, and the demo project's private network and router. */
+  private async seedNetworks(): Promise<void> {
+    const admin = await this.identity.resources.findProjectByName('admin', 'default');
+    const demo = await this.identity.resources.findProjectByName('demo', 'default');
+    if (admin && demo) await this.network.seedNetworks({ adminProjectId: admin.id, demoProjectId: demo.id });
   }
 
   /** Set by the image service: registers the guest image as a public image once. */
@@ -244,6 +266,7 @@ export class Cloud {
     await this.computeAgent?.stop().catch((e) => this.log.error({ err: e }, 'compute agent stop failed'));
     await this.metadataServer?.stop().catch((e) => this.log.error({ err: e }, 'metadata server stop failed'));
     await this.networkAgent?.stop().catch((e) => this.log.error({ err: e }, 'network agent stop failed'));
+    await this.network?.stop().catch((e) => this.log.error({ err: e }, 'network service stop failed'));
     await this.image?.stop().catch((e) => this.log.error({ err: e }, 'image service stop failed'));
     this.swift?.stop();
     await this.objectStore?.close().catch((e) => this.log.error({ err: e }, 'object store close failed'));
