@@ -30,9 +30,9 @@ async function main() {
   try {
     cloud = await startBenchCloud({}, ['--no-seed', '--host-netns', netns]);
     const token = await cloud.token('admin');
-    const n = await cloud.api(token, 'POST', '/networking/v2.0/networks', { network: { name: 'bench-net' } });
+    const n = await cloud.api(token, 'POST', '/network/v2.0/networks', { network: { name: 'bench-net' } });
     if (n.status !== 201) throw new Error(`network create: ${n.status} ${JSON.stringify(n.body)}`);
-    const s = await cloud.api(token, 'POST', '/networking/v2.0/subnets', { subnet: { network_id: n.body.network.id, ip_version: 4, cidr: '10.128.0.0/16', enable_dhcp: false } });
+    const s = await cloud.api(token, 'POST', '/network/v2.0/subnets', { subnet: { network_id: n.body.network.id, ip_version: 4, cidr: '10.128.0.0/16', enable_dhcp: false } });
     if (s.status !== 201) throw new Error(`subnet create: ${s.status} ${JSON.stringify(s.body)}`);
     const body = { port: { network_id: n.body.network.id } };
     console.log(`# bench/network/api  (${SECONDS}s per run; server and client share the machine's cores)`);
@@ -45,13 +45,13 @@ async function main() {
       const worker = async () => {
         while (performance.now() < end) {
           const t0 = performance.now();
-          const c = await cloud!.api(token, 'POST', '/networking/v2.0/ports', body);
+          const c = await cloud!.api(token, 'POST', '/network/v2.0/ports', body);
           const t1 = performance.now();
           if (c.status !== 201) {
             errors++;
             continue;
           }
-          const d = await cloud!.api(token, 'DELETE', `/networking/v2.0/ports/${c.body.port.id}`);
+          const d = await cloud!.api(token, 'DELETE', `/network/v2.0/ports/${c.body.port.id}`);
           const t2 = performance.now();
           if (d.status !== 204) errors++;
           createMs.push(t1 - t0);

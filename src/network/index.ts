@@ -1,5 +1,5 @@
 /**
- * The network service (OpenStack Neutron compatible), mounted at /networking.
+ * The network service (OpenStack Neutron compatible), mounted at /network.
  *
  * - `NetworkService` (service/service.ts): networks, subnets and IPAM, ports,
  *   routers, floating IPs, security groups, quotas, tags, and the `network`

@@ -50,7 +50,7 @@ export class Cloud {
   readonly identity: Identity;
   readonly app: FastifyInstance;
   readonly states: Record<string, ServiceState> = { identity: 'starting', image: 'starting', compute: 'starting', network: 'starting' };
-  /** The network service (Neutron v2.0 at /networking). */
+  /** The network service (Neutron v2.0 at /network). */
   network!: NetworkService;
   servers!: ServerService;
   conductor!: Conductor;
@@ -240,12 +240,12 @@ export class Cloud {
     await this.seedNetworks();
   }
 
-  /** Networking API (Neutron v2.0) at /networking, and the `network` bus topic. */
+  /** Networking API (Neutron v2.0) at /network, and the `network` bus topic. */
   private async startNetwork(): Promise<void> {
     this.network = new NetworkService(this.database, this.quota, this.log, this.bus, { availabilityZone: this.config.compute.availabilityZone });
     this.network.serve();
-    const root = `${this.config.publicUrl}/networking`;
-    mountService(this.app, this.policy, { prefix: '/networking', format: 'neutron', routes: networkRoutes(this.network, this.policy, { root }) });
+    const root = `${this.config.publicUrl}/network`;
+    mountService(this.app, this.policy, { prefix: '/network', format: 'neutron', routes: networkRoutes(this.network, this.policy, { root }) });
     await this.identity.catalog.register('network', 'neutron', root, this.config.region);
     this.states.network = 'ok';
   }

@@ -1,13 +1,13 @@
 /**
  * Networking API test harness: the shared in-process cloud
- * (test/helpers/inproc.ts) with shorthands for /networking/v2.0 as the admin
+ * (test/helpers/inproc.ts) with shorthands for /network/v2.0 as the admin
  * and as the demo user, and a snapshot of every network table's row count
  * for "a refused request changed nothing" checks.
  */
 import assert from 'node:assert/strict';
 import { startInprocCloud, ID, type HttpMethod, type InprocCloud, type InjectResponse } from '../helpers/inproc.js';
 
-export const NET = '/networking/v2.0';
+export const NET = '/network/v2.0';
 
 export const TABLES = [
   'neutron_networks',
@@ -27,7 +27,7 @@ export const TABLES = [
 export interface NetCloud extends InprocCloud {
   admin: { token: string; projectId: string };
   demo: { token: string; projectId: string };
-  /** Request on the networking API (`path` relative to /networking/v2.0). */
+  /** Request on the networking API (`path` relative to /network/v2.0). */
   api(method: HttpMethod, path: string, body?: unknown, token?: string): Promise<InjectResponse>;
   /** Like api(), asserting the status; returns the parsed body. */
   ok(method: HttpMethod, path: string, body: unknown, token: string | undefined, status: number): Promise<any>; // eslint-disable-line @typescript-eslint/no-explicit-any

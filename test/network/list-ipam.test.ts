@@ -51,7 +51,7 @@ test('limit/marker pagination with next and previous links', async () => {
     seen.push(...names(b));
     const next = (b.networks_links ?? []).find((l: { rel: string }) => l.rel === 'next');
     if (i > 0) assert.ok(b.networks_links.some((l: { rel: string }) => l.rel === 'previous'));
-    url = next ? next.href.replace(/^.*\/networking\/v2\.0/, '') : '';
+    url = next ? next.href.replace(/^.*\/network\/v2\.0/, '') : '';
   }
   assert.deepEqual(seen, ['l-alpha', 'l-bravo', 'l-charlie', 'l-delta', 'l-echo']);
   // page_reverse walks backwards from the marker

@@ -15,11 +15,11 @@ after(async () => {
 });
 
 test('version documents, extensions and availability zones', async () => {
-  const root = await c.inject('GET', '/networking/');
+  const root = await c.inject('GET', '/network/');
   assert.equal(root.status, 200);
   assert.equal(root.json.versions[0].id, 'v2.0');
-  assert.match(root.json.versions[0].links[0].href, /\/networking\/v2\.0\/$/);
-  const v2 = await c.inject('GET', '/networking/v2.0/');
+  assert.match(root.json.versions[0].links[0].href, /\/network\/v2\.0\/$/);
+  const v2 = await c.inject('GET', '/network/v2.0/');
   assert.ok(v2.json.resources.some((r: { collection: string }) => r.collection === 'networks'));
   const ext = await c.ok('GET', '/extensions', undefined, c.demo.token, 200);
   const aliases = ext.extensions.map((e: { alias: string }) => e.alias);
@@ -33,7 +33,7 @@ test('version documents, extensions and availability zones', async () => {
   const cat = await c.inject('GET', '/identity/v3/auth/catalog', { token: c.demo.token });
   const net = cat.json.catalog.find((s: { type: string }) => s.type === 'network');
   assert.equal(net.name, 'neutron');
-  assert.match(net.endpoints[0].url, /\/networking$/);
+  assert.match(net.endpoints[0].url, /\/network$/);
 });
 
 test('network CRUD, provider attributes and policy', async () => {
@@ -323,11 +323,11 @@ test('tags on every resource', async () => {
 });
 
 test('errors are Neutron-shaped, unauthenticated requests are 401', async () => {
-  const r = await c.inject('GET', '/networking/v2.0/networks');
+  const r = await c.inject('GET', '/network/v2.0/networks');
   assert.equal(r.status, 401);
   c.expectError(await c.api('GET', '/networks/not-a-network', undefined, c.demo.token), 404, 'NetworkNotFound');
   c.expectError(await c.api('POST', '/networks', { nope: {} }, c.demo.token), 400, 'BadRequest');
-  const bad = await c.inject('POST', '/networking/v2.0/networks', { token: c.demo.token, body: '{bad', headers: { 'content-type': 'application/json' } });
+  const bad = await c.inject('POST', '/network/v2.0/networks', { token: c.demo.token, body: '{bad', headers: { 'content-type': 'application/json' } });
   assert.equal(bad.status, 400);
   assert.ok(bad.json.NeutronError);
 });

@@ -1,6 +1,6 @@
 import { NoServerError, RemoteError, type Bus, type Json } from '../../core/bus.js';
 import { ApiError } from '../../core/errors.js';
-import type { AllocateRequest, InstancePort } from '../../network/protocol.js';
+import { parseNetworkError, type AllocateRequest, type InstancePort } from '../../network/protocol.js';
 
 /**
  * How compute reaches the network service and this host's network agent
@@ -26,7 +26,7 @@ export class NetworkClient {
       return (await this.bus.call(topic, method, args as Json, { timeoutMs })) as T;
     } catch (e) {
       if (e instanceof NoServerError) throw new ApiError(503, 'The network service is not available.', 'ServiceUnavailable');
-      if (e instanceof RemoteError) throw new ApiError(e.status && e.status < 500 ? e.status : 400, e.message, e.code ?? 'BadRequest');
+      if (e instanceof RemoteError) throw remoteToApi(e);
       throw e;
     }
   }
@@ -110,4 +110,11 @@ export function networkDataOf(ports: InstancePort[]): Record<string, unknown> {
 function v4Netmask(prefix: number): string {
   const m = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   return [24, 16, 8, 0].map((s) => (m >>> s) & 255).join('.');
+}
+
+/** A network service failure as the compute API reports it (Neutron's status and message; 5xx become 400 with the message). */
+export function remoteToApi(e: RemoteError): ApiError {
+  const ne = parseNetworkError(e.remoteName);
+  const status = ne?.status ?? e.status;
+  return new ApiError(status && status < 500 ? status : 400, e.message, ne?.type ?? e.code ?? 'BadRequest');
 }

@@ -11,7 +11,8 @@ import { FlavorService } from './flavors.js';
 import type { ImagePort } from './ports.js';
 import { TASK, VM } from './states.js';
 import { sanitizeHostname } from './names.js';
-import { NetworkClient } from './network.js';
+import { NetworkClient, remoteToApi } from './network.js';
+import { RemoteError } from '../../core/bus.js';
 import type { InstancePort } from '../../network/protocol.js';
 
 export const COMPUTE_QUOTAS: Record<string, number> = {
@@ -320,8 +321,8 @@ export class ServerService {
     try {
       r = (await this.bus.call('network', 'update_instance_security_groups', { instance_id: inst.id, project_id: inst.project_id, [op]: name }, { timeoutMs: 60_000 })) as { security_groups: string[] };
     } catch (e) {
-      const re = e as { status?: number; message: string };
-      throw new ApiError(re.status === 404 ? 404 : 400, re.message, re.status === 404 ? 'NotFound' : 'BadRequest');
+      if (e instanceof RemoteError) throw remoteToApi(e);
+      throw e;
     }
     await this.db.updateTable('nova_instances').set({ security_groups: JSON.stringify(r.security_groups), updated_at: Date.now() }).where('id', '=', inst.id).execute();
   }

@@ -18,7 +18,7 @@ import { listBody, projectOne, type RawQuery } from './query.js';
 import { EXTENSIONS } from './extensions.js';
 
 export interface NetworkApiEnv {
-  /** The endpoint as clients reach it, e.g. http://127.0.0.1:8700/networking */
+  /** The endpoint as clients reach it, e.g. http://127.0.0.1:8700/network */
   root: string;
 }
 
@@ -40,7 +40,7 @@ const HIDDEN: Record<string, string[]> = {
   port: ['binding:vif_type', 'binding:vif_details', 'binding:host_id', 'binding:profile'],
 };
 
-/** Every route of the Networking API v2.0 and its version documents, mounted under /networking. */
+/** Every route of the Networking API v2.0 and its version documents, mounted under /network. */
 export function networkRoutes(svc: NetworkService, policy: PolicyEngine, env: NetworkApiEnv): AnyRoute[] {
   const v2 = `${env.root}/v2.0`;
   const callers = new WeakMap<FastifyRequest, Caller>();

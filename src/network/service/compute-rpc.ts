@@ -130,6 +130,46 @@ export class ComputeRpc {
     return {};
   }
 
+  /**
+   * Nova's addSecurityGroup / removeSecurityGroup: the group (by name or id,
+   * of the instance's project) is added to or removed from every port of the
+   * instance, in one transaction. Answers the instance's group names.
+   */
+  async updateInstanceSecurityGroups(args: { instance_id: string; project_id: string; add?: string; remove?: string }): Promise<{ security_groups: string[] }> {
+    const ref = args.add ?? args.remove;
+    if (!ref || (args.add && args.remove)) throw badRequest('Exactly one of add or remove names a security group.');
+    await this.ctx.tx(async (tx) => {
+      const groups = await tx.selectFrom('neutron_security_groups').select(['id', 'name']).where('project_id', '=', args.project_id).where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)])).execute();
+      if (!groups.length) throw nerr(404, 'SecurityGroupNotFound', `Security group ${ref} not found.`);
+      if (groups.length > 1) throw conflict('NoUniqueMatch', `Multiple security groups named ${ref}; use its id.`);
+      const sg = groups[0]!.id;
+      const ports = await tx.selectFrom('neutron_ports').select(['id', 'port_security_enabled']).where('device_id', '=', args.instance_id).where('device_owner', 'like', 'compute:%').execute();
+      if (!ports.length) throw badRequest(`Server ${args.instance_id} has no port to change.`);
+      const on = await tx.selectFrom('neutron_port_security_groups').select('port_id').where('security_group_id', '=', sg).where('port_id', 'in', ports.map((p) => p.id)).execute();
+      if (args.add) {
+        if (ports.some((p) => !bool(p.port_security_enabled))) throw badRequest('Cannot add a security group to a port with port security disabled.');
+        if (on.length === ports.length) throw badRequest(`Security group ${ref} is already on server ${args.instance_id}.`);
+        const have = new Set(on.map((r) => r.port_id));
+        for (const p of ports) if (!have.has(p.id)) await tx.insertInto('neutron_port_security_groups').values({ port_id: p.id, security_group_id: sg }).execute();
+      } else {
+        if (!on.length) throw badRequest(`Security group ${ref} is not on server ${args.instance_id}.`);
+        await tx.deleteFrom('neutron_port_security_groups').where('security_group_id', '=', sg).where('port_id', 'in', ports.map((p) => p.id)).execute();
+      }
+      const now = Date.now();
+      await tx.updateTable('neutron_ports').set({ updated_at: now }).where('id', 'in', ports.map((p) => p.id)).execute();
+    });
+    this.ctx.onChange();
+    const names = await this.ctx.db
+      .selectFrom('neutron_port_security_groups')
+      .innerJoin('neutron_ports', 'neutron_ports.id', 'neutron_port_security_groups.port_id')
+      .innerJoin('neutron_security_groups', 'neutron_security_groups.id', 'neutron_port_security_groups.security_group_id')
+      .select('neutron_security_groups.name')
+      .distinct()
+      .where('neutron_ports.device_id', '=', args.instance_id)
+      .execute();
+    return { security_groups: names.map((n) => n.name).sort() };
+  }
+
   /** Who has `ip` on the network (or on any network the router is attached to): the metadata service's question. */
   async lookup(args: { network_id?: string; router_id?: string; ip: string }): Promise<{ instance_id: string | null; project_id: string | null }> {
     const db = this.ctx.db;
