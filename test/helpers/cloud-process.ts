@@ -22,6 +22,8 @@ export async function freePort(): Promise<number> {
 export interface RunningCloud {
   dataDir: string;
   port: number;
+  /** The S3 API's port (`--s3-listen`). */
+  s3Port: number;
   url: string;
   proc: ChildProcess;
   output: () => string;
@@ -38,7 +40,8 @@ export interface RunningCloud {
 export async function startCloud(opts: { dataDir?: string; port?: number; args?: string[]; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunningCloud> {
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'stratus-e2e-'));
   const port = opts.port ?? (await freePort());
-  const proc = spawn(join(ROOT, 'stratus'), ['up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, ...(opts.args ?? [])], {
+  const s3Port = await freePort();
+  const proc = spawn(join(ROOT, 'stratus'), ['up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${s3Port}`, ...(opts.args ?? [])], {
     cwd: ROOT,
     // Tests share one guest-image cache and skip the KVM probe (TCG), which
     // the driver's own tests exercise; each would otherwise redo both.
@@ -67,6 +70,7 @@ export async function startCloud(opts: { dataDir?: string; port?: number; args?:
   return {
     dataDir,
     port,
+    s3Port,
     url: `http://127.0.0.1:${port}`,
     proc,
     output: () => out,
