@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from '../../core/log.js';
 import type { PolicyEngine } from '../../core/policy.js';
 import { policyCredentials } from '../../core/context.js';
-import { checkConditions, NotFoundError, type ObjectMeta, type ObjectStore, type ReadConditions } from '../store/index.js';
+import { checkConditions, NotFoundError, NotModifiedError, type ObjectMeta, type ObjectStore, type ReadConditions } from '../store/index.js';
 import { S3Error, fromStoreError } from './errors.js';
 import type { S3Request } from './request.js';
 
@@ -160,6 +160,7 @@ export function checkS3Conditions(meta: ObjectMeta, c: ReadConditions | undefine
   try {
     checkConditions({ ...meta, etag: s3Etag(meta) }, c);
   } catch (e) {
+    if (e instanceof NotModifiedError) throw new S3Error('NotModified', 'Not Modified', {}, { etag: `"${s3Etag(meta)}"`, 'last-modified': httpDate(meta.lastModified) });
     throw fromStoreError(e) ?? e;
   }
 }

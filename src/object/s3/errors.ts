@@ -65,6 +65,8 @@ export class S3Error extends Error {
     readonly code: string,
     message: string,
     readonly extra: Record<string, string> = {},
+    /** Response headers to send with the error (e.g. ETag on a 304). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
     this.name = code;

@@ -37,7 +37,7 @@ export function sendError(res: ServerResponse, id: string, e: S3Error, resource:
     res.destroy();
     return;
   }
-  const headers: Record<string, string> = { ...baseHeaders(id) };
+  const headers: Record<string, string> = { ...baseHeaders(id), ...e.headers };
   if (e.code === 'InvalidRange' && e.extra.ActualObjectSize) headers['content-range'] = `bytes */${e.extra.ActualObjectSize}`;
   if (e.status === 304) {
     res.writeHead(304, headers);

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { startInprocCloud, type InprocCloud } from '../../helpers/inproc.js';
 import { S3Client, objectPath as p, xmlAll, xmlText, type S3Response } from '../../helpers/s3-client.js';
 
@@ -98,6 +99,28 @@ describe('S3 API (in process)', () => {
       assert.equal(xmlText(await tooLong.text(), 'Code'), 'AuthorizationQueryParametersError');
       const over = s3.presign('GET', p(b, 'hello.txt'), 300, { query: [['response-content-type', 'text/x-test']] });
       assert.equal((await fetch(over)).headers.get('content-type'), 'text/x-test');
+    });
+
+    it("another project's credential sees none of this project's buckets", async () => {
+      const b = uniq('mine');
+      assert.equal((await s3.request('PUT', p(b))).status, 200);
+      assert.equal((await s3.request('PUT', p(b, 'secret.txt'), { body: 'mine' })).status, 200);
+      const id = c.cloud.identity;
+      const prj = await id.resources.createProject({ name: uniq('other'), domain_id: 'default' });
+      const u = await id.users.create({ name: uniq('other-user'), domain_id: 'default', password: 'pw-other-1' });
+      await id.assignments.grant({ user: u.id }, { project: prj.id }, (await id.assignments.findRoleByName('member'))!.id);
+      const ec2 = await id.creds.createEc2(u.id, prj.id);
+      const other = new S3Client({ endpoint, access: ec2.access, secret: ec2.secret, region: c.config.region });
+      assert.ok(!xmlAll((await other.request('GET', '/')).text, 'Name').includes(b));
+      assertError(await other.request('GET', p(b, 'secret.txt')), 404, 'NoSuchBucket');
+      assertError(await other.request('DELETE', p(b)), 404, 'NoSuchBucket');
+      // the same name is free in the other project (its own account)
+      assert.equal((await other.request('PUT', p(b))).status, 200);
+      assert.equal((await other.request('DELETE', p(b))).status, 204);
+      assert.equal((await s3.request('GET', p(b, 'secret.txt'))).text, 'mine');
+      // a deleted credential stops working at once
+      await id.creds.deleteEc2(u.id, ec2.access);
+      assertError(await other.request('GET', '/'), 403, 'InvalidAccessKeyId');
     });
 
     it('a reader may list and read but not write', async () => {
@@ -227,6 +250,30 @@ describe('S3 API (in process)', () => {
       assert.equal((await s3.request('HEAD', p(b, 'chunked-bad'))).status, 404);
     });
 
+    it('aws-chunked with an unsigned payload and a CRC32 trailer (newer SDKs); a wrong CRC writes nothing', async () => {
+      const data = randomBytes(100 * 1024 + 3);
+      const crc = Buffer.alloc(4);
+      crc.writeUInt32BE(crc32(data));
+      const frame = (sum: string) =>
+        Buffer.concat([
+          Buffer.from(`${(64 * 1024).toString(16)}\r\n`), data.subarray(0, 64 * 1024), Buffer.from('\r\n'),
+          Buffer.from(`${(data.length - 64 * 1024).toString(16)}\r\n`), data.subarray(64 * 1024), Buffer.from('\r\n'),
+          Buffer.from(`0\r\nx-amz-checksum-crc32:${sum}\r\n\r\n`),
+        ]);
+      const headers = {
+        'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'x-amz-trailer': 'x-amz-checksum-crc32',
+        'x-amz-decoded-content-length': String(data.length), 'content-encoding': 'aws-chunked',
+      };
+      const put = await s3.request('PUT', p(b, 'trailer'), { body: frame(crc.toString('base64')), headers });
+      assert.equal(put.status, 200, put.text);
+      assert.ok((await s3.request('GET', p(b, 'trailer'))).body.equals(data));
+      assertError(await s3.request('PUT', p(b, 'trailer-bad'), { body: frame('AAAAAA=='), headers }), 400, 'BadDigest');
+      assert.equal((await s3.request('HEAD', p(b, 'trailer-bad'))).status, 404);
+      const cut = frame(crc.toString('base64')).subarray(0, 70 * 1024);
+      assertError(await s3.request('PUT', p(b, 'trailer-cut'), { body: cut, headers }), 400, 'IncompleteBody');
+      assert.equal((await s3.request('HEAD', p(b, 'trailer-cut'))).status, 404);
+    });
+
     it('ranges', async () => {
       const data = Buffer.from('0123456789abcdefghij');
       await s3.request('PUT', p(b, 'range'), { body: data });
@@ -252,7 +299,10 @@ describe('S3 API (in process)', () => {
       const past = new Date(Date.now() - 86400_000).toUTCString();
       assert.equal((await s3.request('GET', p(b, 'cond'), { headers: { 'if-match': etag } })).status, 200);
       assertError(await s3.request('GET', p(b, 'cond'), { headers: { 'if-match': '"0000"' } }), 412, 'PreconditionFailed');
-      assert.equal((await s3.request('GET', p(b, 'cond'), { headers: { 'if-none-match': etag } })).status, 304);
+      const nm = await s3.request('GET', p(b, 'cond'), { headers: { 'if-none-match': etag } });
+      assert.equal(nm.status, 304);
+      assert.equal(nm.headers.etag, etag);
+      assert.equal(nm.body.length, 0);
       assert.equal((await s3.request('HEAD', p(b, 'cond'), { headers: { 'if-none-match': etag } })).status, 304);
       assert.equal((await s3.request('GET', p(b, 'cond'), { headers: { 'if-modified-since': future } })).status, 304);
       assert.equal((await s3.request('GET', p(b, 'cond'), { headers: { 'if-modified-since': past } })).status, 200);
