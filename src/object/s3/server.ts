@@ -72,10 +72,18 @@ export class S3Server {
     return (this.server.address() as AddressInfo | null)?.port ?? 0;
   }
 
-  /** Stops accepting connections and closes idle ones; waits for requests in flight. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting connections and closes idle ones; requests in flight get
+   * `graceMs` to finish before their connections are cut (an upload cut
+   * short is never committed by the engine).
+   */
+  async close(graceMs = 10_000): Promise<void> {
     await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
+      const t = setTimeout(() => this.server.closeAllConnections(), graceMs);
+      this.server.close(() => {
+        clearTimeout(t);
+        resolve();
+      });
       this.server.closeIdleConnections();
     });
   }

@@ -361,6 +361,10 @@ describe('S3 API (in process)', () => {
       assert.deepEqual(xmlAll(r.text, 'Key').sort(), ['m1', 'm2', 'never-there']);
       assert.equal((await s3.request('HEAD', p(b, 'm1'))).status, 404);
       assert.equal((await s3.request('HEAD', p(b, 'm3'))).status, 200);
+      await s3.request('PUT', p(b, 'a&b<c>"d'), { body: 'x' });
+      const esc = await s3.request('POST', p(b), { query: { delete: '' }, body: '<Delete><Object><Key>a&amp;b&lt;c&gt;&quot;d</Key></Object></Delete>' });
+      assert.equal(xmlText(esc.text, 'Key'), 'a&amp;b&lt;c&gt;&quot;d');
+      assert.equal((await s3.request('HEAD', p(b, 'a&b<c>"d'))).status, 404);
       const quiet = await s3.request('POST', p(b), { query: { delete: '' }, body: '<Delete><Quiet>true</Quiet><Object><Key>m3</Key></Object></Delete>' });
       assert.equal(quiet.status, 200);
       assert.equal(xmlAll(quiet.text, 'Deleted').length, 0);
