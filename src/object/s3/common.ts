@@ -73,9 +73,25 @@ export function userMetaFrom(headers: IncomingHttpHeaders): Record<string, strin
     if (!k.startsWith('x-amz-meta-') || v === undefined) continue;
     const name = k.slice('x-amz-meta-'.length);
     if (!name) throw new S3Error('InvalidArgument', 'Metadata name cannot be empty');
-    out[name] = Array.isArray(v) ? v.join(',') : v;
+    out[name] = headerText(Array.isArray(v) ? v.join(',') : v);
   }
   return out;
+}
+
+/**
+ * Node hands header bytes over as latin1; a value that is valid UTF-8 is
+ * stored as the text it encodes (so the Swift API shows the same metadata).
+ */
+export function headerText(v: string): string {
+  if (!/[\x80-\xff]/.test(v)) return v;
+  const b = Buffer.from(v, 'latin1');
+  const s = b.toString('utf8');
+  return Buffer.from(s, 'utf8').equals(b) ? s : v;
+}
+
+/** A value safe for a response header: non-ASCII text goes out RFC 2047-encoded, as S3 does. */
+export function headerValue(v: string): string {
+  return /^[\x20-\x7e\t]*$/.test(v) ? v : `=?UTF-8?B?${Buffer.from(v, 'utf8').toString('base64')}?=`;
 }
 
 /** The standard headers to store (Cache-Control, Content-Disposition, …) as sysMeta; `aws-chunked` is not a content encoding of the object. */
@@ -91,7 +107,7 @@ export function storedHeadersFrom(headers: IncomingHttpHeaders, clearMissing = f
         .filter((s) => s && s.toLowerCase() !== 'aws-chunked')
         .join(',');
     }
-    if (v) out[SYS_HEADER + h] = v;
+    if (v) out[SYS_HEADER + h] = headerText(v);
     else if (clearMissing) out[SYS_HEADER + h] = '';
   }
   return out;
@@ -117,13 +133,16 @@ export function objectHeaders(meta: ObjectMeta): Record<string, string> {
   const h: Record<string, string> = {
     etag: `"${s3Etag(meta)}"`,
     'last-modified': httpDate(meta.lastModified),
-    'content-type': meta.contentType,
+    'content-type': headerValue(meta.contentType),
     'accept-ranges': 'bytes',
   };
-  for (const [k, v] of Object.entries(meta.userMeta)) h[`x-amz-meta-${k}`] = v;
+  for (const [k, v] of Object.entries(meta.userMeta)) {
+    // A name the Swift side allowed but HTTP cannot carry is left out.
+    if (/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(k)) h[`x-amz-meta-${k}`] = headerValue(v);
+  }
   for (const s of STORED_HEADERS) {
     const v = meta.sysMeta[SYS_HEADER + s];
-    if (v) h[s] = v;
+    if (v) h[s] = headerValue(v);
   }
   const parts = meta.sysMeta[SYS_S3_ETAG] ? /-(\d+)$/.exec(meta.sysMeta[SYS_S3_ETAG]) : null;
   if (parts) h['x-amz-mp-parts-count'] = parts[1]!;

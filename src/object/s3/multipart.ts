@@ -8,6 +8,7 @@ import {
   bucketExists,
   checkKey,
   contentMd5,
+  headerText,
   isoDate,
   noSuchBucket,
   noSuchUpload,
@@ -92,7 +93,7 @@ export async function initiateUpload(env: S3Env, r: S3Request): Promise<void> {
   const id = newUploadId();
   try {
     await env.store.putObject(r.account, segs, uploadName(key, id), '', {
-      contentType: hdr(r, 'content-type') || 'binary/octet-stream',
+      contentType: headerText(hdr(r, 'content-type') || 'binary/octet-stream'),
       userMeta: userMetaFrom(r.req.headers),
       sysMeta: { ...storedHeadersFrom(r.req.headers), 's3-initiator': r.auth.ctx.userId, 's3-initiator-name': r.auth.ctx.userName },
     });

@@ -10,6 +10,7 @@ import {
   checkS3Conditions,
   conditionsFrom,
   contentMd5,
+  headerText,
   isoDate,
   mapObjectError,
   noSuchBucket,
@@ -47,7 +48,7 @@ export async function putObject(env: S3Env, r: S3Request): Promise<void> {
   checkKey(key);
   const len = requiredLength(env, r);
   const opts: PutObjectOptions = {
-    contentType: hdr(r, 'content-type') || 'binary/octet-stream',
+    contentType: headerText(hdr(r, 'content-type') || 'binary/octet-stream'),
     userMeta: userMetaFrom(r.req.headers),
     sysMeta: storedHeadersFrom(r.req.headers),
     expectedSize: len,
@@ -231,7 +232,7 @@ export async function copyObject(env: S3Env, r: S3Request): Promise<void> {
         {
           freshMetadata: replace,
           userMeta: replace ? userMetaFrom(r.req.headers) : undefined,
-          contentType: replace ? hdr(r, 'content-type') || 'binary/octet-stream' : undefined,
+          contentType: replace ? headerText(hdr(r, 'content-type') || 'binary/octet-stream') : undefined,
           // A copy is one plain object: its ETag is the MD5 of the data.
           sysMeta: { [SYS_S3_ETAG]: '', ...(replace ? storedHeadersFrom(r.req.headers, true) : {}) },
           sourceConditions: { ifMatch: meta.etag },

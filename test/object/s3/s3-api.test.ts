@@ -211,10 +211,11 @@ describe('S3 API (in process)', () => {
       const meta = await c.cloud.objectStore.headObject(account, b, 'dir/fox.txt');
       assert.deepEqual(meta.userMeta, { color: 'brown' });
       // and the other way round: an object written at the engine (as the Swift API does)
-      await c.cloud.objectStore.putObject(account, b, 'from-swift', 'swift data', { userMeta: { Foo: 'bar' } });
+      await c.cloud.objectStore.putObject(account, b, 'from-swift', 'swift data', { userMeta: { Foo: 'bar', Name: 'Zoë' } });
       const g2 = await s3.request('GET', p(b, 'from-swift'));
       assert.equal(g2.text, 'swift data');
       assert.equal(g2.headers['x-amz-meta-foo'], 'bar');
+      assert.equal(g2.headers['x-amz-meta-name'], `=?UTF-8?B?${Buffer.from('Zoë').toString('base64')}?=`, 'non-ASCII metadata is RFC 2047-encoded');
     });
 
     it('keys with special characters round-trip', async () => {
