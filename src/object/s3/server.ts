@@ -51,7 +51,13 @@ export class S3Server {
     this.verifier = new SigV4Verifier(opts.credentials, opts.region);
     this.hostNames = [...new Set([...(opts.hostNames ?? []), 'localhost'].map((h) => h.toLowerCase()).filter(Boolean))];
     this.server = createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 }, (req, res) => {
-      void this.handle(req, res);
+      void this.handle(req, res, false);
+    });
+    // Expect: 100-continue: the client waits for the go-ahead, which is given
+    // only once the request is authenticated, so a refused upload's body is
+    // never sent.
+    this.server.on('checkContinue', (req, res) => {
+      void this.handle(req, res, true);
     });
   }
 
@@ -88,7 +94,7 @@ export class S3Server {
     });
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
     const id = randomBytes(8).toString('hex').toUpperCase();
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
@@ -103,6 +109,7 @@ export class S3Server {
       resource = `/${bucket ?? ''}${key !== null ? `/${key}` : ''}`;
       const auth = await this.verifier.authenticate({ method, rawPath, query: rawQuery, headers: req.headers });
       if (bucket !== null) checkBucketName(bucket);
+      if (expectContinue) res.writeContinue();
       const r: S3Request = {
         req, res, id, method, bucket, key, auth, resource,
         query: new Map(rawQuery), account: accountOf(auth.ctx.projectId!),

@@ -61,6 +61,29 @@ describe('S3 API (in process)', () => {
       assertError(r, 403, 'InvalidAccessKeyId');
     });
 
+    it('Expect: 100-continue: the go-ahead comes only after authentication', async () => {
+      const b = uniq('expect');
+      assert.equal((await s3.request('PUT', p(b))).status, 200);
+      const good = await s3.request('PUT', p(b, 'k'), { body: 'continued', headers: { expect: '100-continue' } });
+      assert.equal(good.status, 200, good.text);
+      assert.equal((await s3.request('GET', p(b, 'k'))).text, 'continued');
+      // A refused request is answered without 100 Continue (the client never sends the body).
+      const { request } = await import('node:http');
+      const status = await new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+        let continued = false;
+        const req = request({ host: '127.0.0.1', port: c.cloud.s3!.port, method: 'PUT', path: p(b, 'k2'), headers: { expect: '100-continue', 'content-length': '100000000' } });
+        req.on('continue', () => (continued = true));
+        req.on('response', (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, continued });
+          req.destroy();
+        });
+        req.on('error', reject);
+        req.flushHeaders();
+      });
+      assert.deepEqual(status, { status: 403, continued: false });
+    });
+
     it('an unsigned request gets 403 AccessDenied; a stale one RequestTimeTooSkewed', async () => {
       const res = await fetch(`${endpoint}/`);
       assert.equal(res.status, 403);
