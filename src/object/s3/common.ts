@@ -32,6 +32,7 @@ export function authorize(env: S3Env, r: S3Request, rule: 's3:read' | 's3:write'
   const target = { project_id: r.auth.ctx.projectId };
   const ok = env.policy.enforce(rule, { ...target, target }, policyCredentials(r.auth.ctx));
   if (!ok) throw new S3Error('AccessDenied', 'Access Denied');
+  r.authorized = true;
 }
 
 /**

@@ -21,6 +21,8 @@ export interface S3Request {
   account: string;
   /** `/bucket/key` for error documents. */
   resource: string;
+  /** Set by `authorize()`; a handler that finishes without it is a bug (logged by the server). */
+  authorized: boolean;
 }
 
 /** Splits a raw query string into decoded pairs (`a&b=1` → [['a',''],['b','1']]); `+` stays a plus (SigV4 clients encode spaces as %20). */

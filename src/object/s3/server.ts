@@ -112,9 +112,11 @@ export class S3Server {
       if (expectContinue) res.writeContinue();
       const r: S3Request = {
         req, res, id, method, bucket, key, auth, resource,
-        query: new Map(rawQuery), account: accountOf(auth.ctx.projectId!),
+        query: new Map(rawQuery), account: accountOf(auth.ctx.projectId!), authorized: false,
       };
       await this.dispatch(r);
+      // Fail closed, mechanically: every operation must have run its policy check.
+      if (!r.authorized) this.opts.log.error({ requestId: id, method, url }, 's3: BUG: request handled without a policy check');
     } catch (e) {
       let err = fromStoreError(e);
       if (!err) {
