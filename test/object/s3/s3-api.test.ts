@@ -120,6 +120,9 @@ describe('S3 API (in process)', () => {
       const tooLong = await fetch(s3.presign('GET', p(b, 'hello.txt'), 604801));
       assert.equal(tooLong.status, 400);
       assert.equal(xmlText(await tooLong.text(), 'Code'), 'AuthorizationQueryParametersError');
+      const up = await fetch(s3.presign('PUT', p(b, 'uploaded.txt'), 300), { method: 'PUT', body: 'presigned upload' });
+      assert.equal(up.status, 200);
+      assert.equal((await s3.request('GET', p(b, 'uploaded.txt'))).text, 'presigned upload');
       const over = s3.presign('GET', p(b, 'hello.txt'), 300, { query: [['response-content-type', 'text/x-test']] });
       assert.equal((await fetch(over)).headers.get('content-type'), 'text/x-test');
     });
