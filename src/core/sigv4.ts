@@ -25,10 +25,11 @@ const sha256hex = (s: string | Buffer) => createHash('sha256').update(s).digest(
 const hmac = (k: Buffer | string, s: string) => createHmac('sha256', k).update(s).digest();
 
 /** RFC 3986 encoding the way SigV4 wants it (unreserved chars kept). */
-export const awsEncode = (s: string, keepSlash = false): string =>
-  encodeURIComponent(s)
-    .replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase())
-    .replace(keepSlash ? /%2F/g : /$^/, '/');
+export const awsEncode = (s: string, keepSlash = false): string => {
+  const e = encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+  // (A `/$^/` "match nothing" regex would match the empty string and turn '' into '/'.)
+  return keepSlash ? e.replace(/%2F/g, '/') : e;
+};
 
 export function canonicalRequest(i: SigV4Input): string {
   const query = i.query

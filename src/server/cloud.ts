@@ -33,6 +33,7 @@ import { hostname } from 'node:os';
 import { NetworkAgent } from '../network/agent/index.js';
 import { mountSwift, objectPolicies, type SwiftMount } from '../object/swift/index.js';
 import { NetworkService, networkMigrations, networkPolicies, networkRoutes } from '../network/index.js';
+import { S3Server, identityCredentials, s3Policies } from '../object/s3/index.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -63,6 +64,8 @@ export class Cloud {
   image!: ImageService;
   /** The object storage engine under the Swift and S3 APIs (`<data>/object`). */
   objectStore!: ObjectStore;
+  /** The S3 API on its own listener (`config.s3Listen`). */
+  s3: S3Server | null = null;
   /** How compute reaches the image service; set when the image service starts. */
   imagePort: ImagePort | null = null;
   private readonly computeDriver: ComputeDriver | null;
@@ -75,7 +78,7 @@ export class Cloud {
     this.log = opts.log ?? createLogger(config.dataDir, config.logLevel);
     this.database = openDatabase(config.databaseUrl, config.dataDir);
     this.bus = new InProcessBus((e, where) => this.log.error({ err: e, where }, 'bus handler failed'));
-    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies, ...imagePolicies, ...objectPolicies, ...networkPolicies });
+    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies, ...imagePolicies, ...objectPolicies, ...networkPolicies, ...s3Policies });
     this.quota = new QuotaEngine(this.database);
     this.identity = new Identity(this.database, config, this.log, this.bus);
     this.app = createApp({ log: this.log, maxJsonBodyBytes: config.maxJsonBodyBytes, validator: this.identity.tokens, policy: this.policy });
@@ -113,6 +116,17 @@ export class Cloud {
     if (this.config.seed) await this.seed();
     writeClientConfig(this.config, this.identity.adminPassword(), this.config.seed ? this.identity.keptSecret('demo-password') : null);
     await this.app.listen({ host: this.config.listen.host, port: this.config.listen.port });
+    await this.startS3();
+  }
+
+  /** S3 API on `config.s3Listen` over the object store; EC2 credentials from identity. */
+  private async startS3(): Promise<void> {
+    const s3 = new S3Server({
+      store: this.objectStore, credentials: identityCredentials(this.identity), policy: this.policy, region: this.config.region, log: this.log,
+      hostNames: [this.config.s3Listen.host, new URL(this.config.publicUrl).hostname],
+    });
+    await s3.listen(this.config.s3Listen.host, this.config.s3Listen.port);
+    this.s3 = s3;
   }
 
   /** Image API (Glance v2) at /image; compute reaches it in process through `imagePort`. */
@@ -269,6 +283,7 @@ export class Cloud {
     await this.network?.stop().catch((e) => this.log.error({ err: e }, 'network service stop failed'));
     await this.image?.stop().catch((e) => this.log.error({ err: e }, 'image service stop failed'));
     this.swift?.stop();
+    await this.s3?.close().catch((e) => this.log.error({ err: e }, 'S3 listener close failed'));
     await this.objectStore?.close().catch((e) => this.log.error({ err: e }, 'object store close failed'));
     await this.bus.close();
     await this.database.close();
