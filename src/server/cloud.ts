@@ -28,6 +28,7 @@ import { buildGuestImage } from '../image/seed/build-guest-image.js';
 import type { AuthContext } from '../core/context.js';
 import { ImageService, imageMigrations, imagePolicies, imageRoutes } from '../image/index.js';
 import { ObjectStore } from '../object/store/index.js';
+import { registerDashboard } from '../dashboard/serve.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -87,6 +88,7 @@ export class Cloud {
       return { versions: { values: [versionDoc(`${base}/identity/v3`)] } };
     });
     mountService(this.app, this.policy, { prefix: '/identity/v3', format: 'keystone', routes: identityRoutes(this.identity, { base: `${base}/identity/v3` }, this.policy) });
+    registerDashboard(this.app);
     this.states.identity = 'ok';
     this.objectStore = await ObjectStore.open({ root: join(this.config.dataDir, 'object'), logger: this.log });
     await this.startImage();
