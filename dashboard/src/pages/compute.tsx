@@ -23,6 +23,7 @@ import {
   useAsync,
   useNotify,
   type FieldSpec,
+  Menu,
 } from '../ui/kit.js';
 import { SerialConsole } from './serial-console.js';
 
@@ -91,7 +92,7 @@ function InstancesList() {
 type Dialog = 'delete' | 'snapshot' | 'resize' | null;
 
 /** Start/stop/reboot/delete/snapshot/resize(+confirm/revert), offered by state. */
-function ServerActions({ server: s, flavors, onChange, compact }: { server: Server; flavors: Flavor[]; onChange: () => unknown; compact?: boolean }) {
+function ServerActions({ server: s, flavors, onChange, onDeleted, compact }: { server: Server; flavors: Flavor[]; onChange: () => unknown; onDeleted?: () => void; compact?: boolean }) {
   const run = useAction();
   const [dialog, setDialog] = useState<Dialog>(null);
   const busy = !!s['OS-EXT-STS:task_state'];
@@ -144,10 +145,7 @@ function ServerActions({ server: s, flavors, onChange, compact }: { server: Serv
   return (
     <>
       {compact ? (
-        <details className="menu">
-          <summary aria-label={`Actions for ${s.name}`}>Actions</summary>
-          <div className="menu-items">{buttons}</div>
-        </details>
+        <Menu label={`Actions for ${s.name}`}>{buttons}</Menu>
       ) : (
         <div className="button-row">{buttons}</div>
       )}
@@ -157,7 +155,8 @@ function ServerActions({ server: s, flavors, onChange, compact }: { server: Serv
           message="The instance and its local disk are deleted. This cannot be undone."
           onConfirm={async () => {
             await compute.remove(s.id);
-            void onChange();
+            if (onDeleted) onDeleted();
+            else void onChange();
           }}
           onClose={() => setDialog(null)}
         />
@@ -215,7 +214,7 @@ function InstanceDetail({ id }: { id: string }) {
         <>
           <div className="detail-head">
             <Badge tone={serverState(s).tone}>{serverState(s).label}</Badge>
-            <ServerActions server={s} flavors={flavors.data ?? []} onChange={() => (server.error ? go('compute/instances') : server.reload())} />
+            <ServerActions server={s} flavors={flavors.data ?? []} onChange={server.reload} onDeleted={() => go('compute/instances')} />
           </div>
           {s.fault && s.status === 'ERROR' && <ErrorBox error={`The instance failed: ${s.fault.message}`} />}
           <Tabs

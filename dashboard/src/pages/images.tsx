@@ -3,7 +3,7 @@ import { useRef, useState } from 'react';
 import { errorText } from '../api/client.js';
 import { CORE_IMAGE_FIELDS, images, type Image, type PatchOp } from '../api/image.js';
 import { useApp } from '../app.js';
-import { Badge, Confirm, ErrorBox, Field, fmtBytes, fmtTime, Modal, PageHeader, ProgressBar, Spinner, Table, useAsync, useNotify } from '../ui/kit.js';
+import { Badge, Confirm, ErrorBox, Field, fmtBytes, fmtTime, Modal, PageHeader, ProgressBar, Spinner, Table, useAsync, useNotify, Menu } from '../ui/kit.js';
 
 const DISK_FORMATS = ['qcow2', 'raw', 'iso', 'vmdk', 'vdi', 'vhd', 'vhdx', 'ami', 'ari', 'aki'];
 const CONTAINER_FORMATS = ['bare', 'ovf', 'ova', 'ami', 'ari', 'aki', 'docker', 'compressed'];
@@ -49,9 +49,7 @@ export default function ImagesPage() {
             label: 'Actions',
             render: (i) =>
               mine(i) ? (
-                <details className="menu">
-                  <summary aria-label={`Actions for ${i.name ?? i.id}`}>Actions</summary>
-                  <div className="menu-items">
+                <Menu label={`Actions for ${i.name ?? i.id}`}>
                     <button type="button" onClick={() => setEdit(i)}>
                       Edit
                     </button>
@@ -61,8 +59,7 @@ export default function ImagesPage() {
                     <button type="button" className="danger" onClick={() => setDel(i)}>
                       Delete
                     </button>
-                  </div>
-                </details>
+                  </Menu>
               ) : (
                 <span className="muted">—</span>
               ),

@@ -2,7 +2,7 @@
 import { useState } from 'react';
 import { attachments, compute, type Server } from '../api/compute.js';
 import { volume, type Backup, type Snapshot, type Volume } from '../api/volume.js';
-import { Badge, Confirm, ErrorBox, fmtTime, FormDialog, PageHeader, Spinner, Table, Tabs, useAction, useAsync } from '../ui/kit.js';
+import { Badge, Confirm, ErrorBox, fmtTime, FormDialog, PageHeader, Spinner, Table, Tabs, useAction, useAsync, Menu } from '../ui/kit.js';
 
 type Dialog = { kind: 'attach' | 'extend' | 'snapshot' | 'backup' | 'delete'; v: Volume } | null;
 const tone = (status: string) => (status === 'available' || status === 'in-use' ? 'ok' : status.startsWith('error') ? 'bad' : 'busy');
@@ -58,9 +58,7 @@ function Volumes() {
           {
             label: 'Actions',
             render: (v) => (
-              <details className="menu">
-                <summary aria-label={`Actions for ${v.name || v.id}`}>Actions</summary>
-                <div className="menu-items">
+              <Menu label={`Actions for ${v.name || v.id}`}>
                   {v.attachments.length === 0 ? (
                     <button type="button" disabled={v.status !== 'available'} onClick={() => setDialog({ kind: 'attach', v })}>
                       Attach
@@ -91,8 +89,7 @@ function Volumes() {
                   <button type="button" className="danger" onClick={() => setDialog({ kind: 'delete', v })}>
                     Delete
                   </button>
-                </div>
-              </details>
+                </Menu>
             ),
           },
         ]}

@@ -400,3 +400,32 @@ export function Tabs<K extends string>({ tabs, current, onChange, label }: { tab
     </div>
   );
 }
+
+/**
+ * A disclosure menu of actions (native <details>): keyboard-operable, closes
+ * when an item is chosen or on Escape, returning focus to its button.
+ */
+export function Menu({ label, children }: { label: string; children: ReactNode }) {
+  const ref = useRef<HTMLDetailsElement>(null);
+  const close = () => {
+    if (ref.current) ref.current.open = false;
+    ref.current?.querySelector('summary')?.focus();
+  };
+  return (
+    <details
+      ref={ref}
+      className="menu"
+      onKeyDown={(e) => {
+        if (e.key === 'Escape' && ref.current?.open) {
+          e.stopPropagation();
+          close();
+        }
+      }}
+    >
+      <summary aria-label={label}>Actions</summary>
+      <div className="menu-items" onClick={(e) => (e.target as HTMLElement).closest('button') && close()}>
+        {children}
+      </div>
+    </details>
+  );
+}
