@@ -125,7 +125,8 @@ function Shell({ session }: { session: Session }) {
     };
   }, [session]);
 
-  const pages = caps ? visiblePages(session, caps) : [];
+  // Pages that need no capability render at once; admin pages wait for the probes.
+  const pages = visiblePages(session, caps ?? { identityAdmin: false, computeAdmin: false });
   const page = pages.filter((p) => path === p.path || path.startsWith(`${p.path}/`)).sort((a, b) => b.path.length - a.path.length)[0];
   useEffect(() => {
     if (caps && !page) go('overview');
@@ -137,11 +138,10 @@ function Shell({ session }: { session: Session }) {
     return () => clearTimeout(t);
   }, [path]);
 
-  if (!caps) return <Spinner label="Signing in…" />;
   const groups = [...new Set(pages.map((p) => p.group))];
   const rest = page ? path.slice(page.path.length).split('/').filter(Boolean) : [];
   return (
-    <AppCtx.Provider value={{ session, caps }}>
+    <AppCtx.Provider value={{ session, caps: caps ?? { identityAdmin: false, computeAdmin: false } }}>
       <a href="#main" className="skip" onClick={(e) => (e.preventDefault(), document.getElementById('page-title')?.focus())}>
         Skip to content
       </a>
@@ -202,6 +202,7 @@ function Shell({ session }: { session: Session }) {
           ))}
         </nav>
         <main id="main">
+          {!page && !caps && <Spinner />}
           {page && (
             <Suspense fallback={<Spinner />}>
               <page.component key={page.path} rest={rest} />

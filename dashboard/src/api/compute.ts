@@ -70,6 +70,19 @@ export interface ServerCreate {
   security_groups?: { name: string }[];
 }
 
+let maxVersion: Promise<[number, number]> | null = null;
+/** Whether the compute API's maximum microversion (from its version document) is at least major.minor. */
+async function supports(major: number, minor: number): Promise<boolean> {
+  maxVersion ??= request<{ version?: { version?: string } }>(`${base()}/`)
+    .then((d) => {
+      const m = /^(\d+)\.(\d+)$/.exec(d.version?.version ?? '');
+      return (m ? [Number(m[1]), Number(m[2])] : [2, 1]) as [number, number];
+    })
+    .catch(() => [2, 1] as [number, number]);
+  const [a, b] = await maxVersion;
+  return a > major || (a === major && b >= minor);
+}
+
 export const compute = {
   servers: async (opts: { limit?: number } = {}) => (await request<{ servers: Server[] }>(`${base()}/servers/detail${qs({ limit: opts.limit })}`)).servers,
   /** Every page of servers (the API pages at its own max limit). */
@@ -91,6 +104,16 @@ export const compute = {
   consoleLog: async (id: string, length = 200) => (await compute.action<{ output: string }>(id, { 'os-getConsoleOutput': { length } })).output,
   /** A websocket URL for the guest's serial console (one-time token). */
   serialConsole: async (id: string): Promise<string> => {
+    // Microversion 2.6 replaced the per-protocol actions with remote-consoles;
+    // use it when the cloud speaks it, the 2.1 action otherwise.
+    if (await supports(2, 6)) {
+      const r = await request<{ remote_console: { url: string } }>(`${base()}/servers/${id}/remote-consoles`, {
+        method: 'POST',
+        headers: { 'openstack-api-version': 'compute 2.6' },
+        body: { remote_console: { protocol: 'serial', type: 'serial' } },
+      });
+      return r.remote_console.url;
+    }
     const r = await compute.action<{ console: { url: string } }>(id, { 'os-getSerialConsole': { type: 'serial' } });
     return r.console.url;
   },

@@ -50,7 +50,7 @@ function InstancesList() {
   const byId = useMemo(() => new Map((flavors.data ?? []).map((f) => [f.id, f])), [flavors.data]);
   const rows = useMemo(() => {
     const f = filter.trim().toLowerCase();
-    const all = [...(list.data ?? [])].sort((a, b) => b.created.localeCompare(a.created));
+    const all = [...(list.data ?? [])].sort((a, b) => b.created.localeCompare(a.created) || a.name.localeCompare(b.name, undefined, { numeric: true }));
     return f ? all.filter((s) => s.name.toLowerCase().includes(f) || s.id.startsWith(f) || addresses(s).includes(f)) : all;
   }, [list.data, filter]);
   return (
