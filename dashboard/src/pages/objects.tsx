@@ -76,12 +76,21 @@ function Containers() {
   );
 }
 
+/** Drawn, not an emoji: headless and minimal systems often lack an emoji font. */
+const FolderIcon = () => (
+  <svg width="16" height="13" viewBox="0 0 16 13" aria-hidden="true" style={{ verticalAlign: '-1px' }}>
+    <path d="M1 2a1 1 0 0 1 1-1h4l1.5 1.5H14a1 1 0 0 1 1 1V11a1 1 0 0 1-1 1H2a1 1 0 0 1-1-1z" fill="currentColor" opacity=".8" />
+  </svg>
+);
+
 const pathTo = (container: string, prefix: string) => `objects/${encodeURIComponent(container)}${prefix ? `/${prefix.split('/').filter(Boolean).map(encodeURIComponent).join('/')}` : ''}`;
 
 function ContainerView({ container, prefix: rawPrefix }: { container: string; prefix: string }) {
   const prefix = rawPrefix ? `${rawPrefix.replace(/\/+$/, '')}/` : '';
   const list = useAsync(() => objects.list(container, prefix), [container, prefix]);
   const pub = useAsync(() => objects.isPublic(container), [container]);
+  // Shown at once while the change is saved; the container's ACL decides after.
+  const [wantPublic, setWantPublic] = useState<boolean | null>(null);
   const notify = useNotify();
   const run = useAction();
   const [uploads, setUploads] = useState<{ name: string; loaded: number; total: number }[]>([]);
@@ -148,12 +157,14 @@ function ContainerView({ container, prefix: rawPrefix }: { container: string; pr
         <label className="check">
           <input
             type="checkbox"
-            checked={pub.data === true}
+            checked={(wantPublic ?? pub.data) === true}
             disabled={pub.data === undefined}
             onChange={async (e) => {
               const on = e.target.checked;
+              setWantPublic(on);
               await run(on ? 'Make public' : 'Make private', () => objects.setPublic(container, on), on ? `${container} is now public.` : `${container} is now private.`);
-              void pub.reload();
+              await pub.reload();
+              setWantPublic(null);
             }}
           />{' '}
           Public
@@ -183,7 +194,9 @@ function ContainerView({ container, prefix: rawPrefix }: { container: string; pr
             label: 'Name',
             render: (e) =>
               'subdir' in e ? (
-                <a href={href(pathTo(container, e.subdir))}>📁 {e.subdir.slice(prefix.length)}</a>
+                <a href={href(pathTo(container, e.subdir))}>
+                  <FolderIcon /> {e.subdir.slice(prefix.length)}
+                </a>
               ) : (
                 e.name.slice(prefix.length)
               ),
