@@ -7,7 +7,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -82,6 +82,12 @@ async function api(method: string, path: string, tok: string, body?: unknown, he
   if (res.status >= 400) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
   const text = await res.text();
   return text ? JSON.parse(text) : undefined;
+}
+
+/** Whether the cloud's catalog lists any of these service types (services merged later plug in). */
+async function inCatalog(types: string[]): Promise<boolean> {
+  const { catalog } = (await api('GET', '/identity/v3/auth/catalog', await token('demo'))) as { catalog: { type: string }[] };
+  return catalog.some((c) => types.includes(c.type));
 }
 
 async function signIn(who: 'admin' | 'demo' | { username: string; password: string }, width = 1280, height = 860): Promise<Page> {
@@ -311,6 +317,38 @@ test('demo launches an instance, sees it Active, reads the guest marker in its c
     await page.getByRole('tab', { name: 'Action log' }).click();
     await page.getByRole('row').filter({ hasText: 'create' }).first().waitFor();
 
+    if (await inCatalog(['volumev3', 'block-storage'])) {
+      // A volume made in the dashboard, attached to this instance and detached again.
+      const vol = `dash-vol-${uid}`;
+      await page.getByRole('link', { name: 'Volumes' }).click();
+      await page.getByRole('button', { name: 'Create volume' }).click();
+      const d = page.getByRole('dialog', { name: 'Create volume' });
+      await d.getByLabel('Name').fill(vol);
+      await d.getByRole('button', { name: 'Create' }).click();
+      await d.waitFor({ state: 'detached' });
+      const vrow = page.getByRole('row').filter({ hasText: vol });
+      await vrow.getByText('available').waitFor({ timeout: 120_000 });
+      await vrow.getByText('Actions').click();
+      await vrow.getByRole('button', { name: 'Attach' }).click();
+      const a = page.getByRole('dialog', { name: `Attach ${vol}` });
+      await a.getByLabel('Instance').selectOption({ label: name });
+      await a.getByRole('button', { name: 'Attach' }).click();
+      await a.waitFor({ state: 'detached' });
+      await vrow.getByText('in-use').waitFor({ timeout: 120_000 });
+      assert.match(await vrow.locator('td[data-label="Attached to"]').innerText(), new RegExp(name));
+      await shot(page, 'demo-volume-attached');
+      await vrow.getByText('Actions').click();
+      await vrow.getByRole('button', { name: `Detach from ${name}` }).click();
+      await vrow.getByText('available').waitFor({ timeout: 120_000 });
+      await vrow.getByText('Actions').click();
+      await vrow.getByRole('button', { name: 'Delete' }).click();
+      await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+      await vrow.waitFor({ state: 'detached', timeout: 60_000 });
+      await page.getByRole('link', { name: 'Instances' }).click();
+      await page.getByRole('row').filter({ hasText: name }).getByRole('link', { name }).click();
+      await page.getByRole('heading', { name: `Instance ${name}` }).waitFor();
+    }
+
     // Delete from the detail page; the list no longer shows it.
     await page.locator('.detail-head').getByRole('button', { name: 'Delete' }).click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
@@ -318,5 +356,53 @@ test('demo launches an instance, sees it Active, reads the guest marker in its c
     await page.getByRole('row').filter({ hasText: name }).waitFor({ state: 'detached', timeout: 120_000 });
   } finally {
     await closePage(page, 'demo-instance-end');
+  }
+});
+
+test('demo creates a container, uploads a file into a folder, downloads it and makes the container public', { skip, timeout: 180_000 }, async (t) => {
+  if (!(await inCatalog(['object-store']))) return t.skip('no object-store service in the catalog');
+  const file = join(work, `hello-${uid}.txt`);
+  writeFileSync(file, `hello from the dashboard ${uid}\n`);
+  const container = `dash-c-${uid}`;
+  const page = await signIn('demo');
+  try {
+    await page.getByRole('link', { name: 'Containers' }).click();
+    await page.getByRole('button', { name: 'Create container' }).click();
+    const d = page.getByRole('dialog', { name: 'Create container' });
+    await d.getByLabel('Name').fill(container);
+    await d.getByRole('button', { name: 'Create' }).click();
+    await d.waitFor({ state: 'detached' });
+    await page.getByRole('link', { name: container }).click();
+    await page.getByRole('heading', { name: `Container ${container}` }).waitFor();
+    await page.getByRole('button', { name: 'New folder' }).click();
+    const f = page.getByRole('dialog', { name: 'New folder' });
+    await f.getByLabel('Folder name').fill('docs');
+    await f.getByRole('button', { name: 'Open folder' }).click();
+    await page.getByTestId('object-upload').setInputFiles(file);
+    const row = page.getByRole('row').filter({ hasText: `hello-${uid}.txt` });
+    await row.waitFor();
+    // Folder-style browsing: the container's top level shows the folder.
+    await page.getByRole('navigation', { name: 'Folder' }).getByRole('link', { name: container, exact: true }).click();
+    await page.getByRole('link', { name: /docs\// }).click();
+    const download = page.waitForEvent('download');
+    await row.getByRole('button', { name: 'Download' }).click();
+    assert.equal(readFileSync((await (await download).path())!, 'utf8'), `hello from the dashboard ${uid}\n`);
+    await page.getByLabel('Public').check();
+    await page.getByText(`${container} is now public.`).waitFor();
+    const project = await page.evaluate(() => JSON.parse(sessionStorage.getItem('stratus.session')!).project.id as string);
+    const anon = await fetch(`${cloud.url}/object/v1/AUTH_${project}/${container}/docs/hello-${uid}.txt`);
+    assert.equal(anon.status, 200, 'a public container is readable without a token');
+    await shot(page, 'demo-container');
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click();
+    await row.waitFor({ state: 'detached' });
+  } finally {
+    await closePage(page, 'demo-container-end');
+    // Leave nothing behind, whatever failed (already-deleted is fine).
+    const demo = await token('demo');
+    const { projects } = (await api('GET', '/identity/v3/auth/projects', demo)) as { projects: { id: string; name: string }[] };
+    const acct = `/object/v1/AUTH_${projects.find((p) => p.name === 'demo')!.id}`;
+    await api('DELETE', `${acct}/${container}/docs/hello-${uid}.txt`, demo).catch(() => undefined);
+    await api('DELETE', `${acct}/${container}`, demo).catch(() => undefined);
   }
 });
