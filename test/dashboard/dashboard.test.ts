@@ -145,6 +145,36 @@ test('demo signs in, sees quota charts, and is offered no identity admin pages',
   }
 });
 
+test('keyboard only: sign in, reach a page from the menu, open a dialog and leave it with Escape', { skip, timeout: 120_000 }, async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await ctx.newPage();
+  try {
+    await page.goto(`${cloud.url}/`);
+    await page.getByRole('button', { name: 'Sign in' }).waitFor();
+    // The user name field has focus on arrival; Tab moves to the password; Enter submits.
+    assert.equal(await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name), 'username');
+    await page.keyboard.type(creds.demo.username);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(creds.demo.password);
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+    await page.getByRole('link', { name: 'Key pairs' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Key pairs', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Create key pair' }).focus();
+    await page.keyboard.press('Enter');
+    const dialog = page.getByRole('dialog', { name: 'Create key pair' });
+    await dialog.waitFor();
+    assert.equal(await page.evaluate(() => (document.activeElement as HTMLInputElement | null)?.name), 'name', 'focus starts in the first field');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Create key pair', 'focus returns to the button that opened the dialog');
+    await shot(page, 'keyboard-keypairs');
+  } finally {
+    await ctx.close();
+  }
+});
+
 test("demo never sees another project's resources, and an expired session returns to sign-in", { skip, timeout: 120_000 }, async () => {
   const admin = await token('admin');
   const secretImage = (await api('POST', '/image/v2/images', admin, { name: `admin-only-${uid}`, disk_format: 'raw', container_format: 'bare', visibility: 'private' })) as { id: string };

@@ -85,6 +85,9 @@ export function Modal({ title, onClose, children, wide }: { title: string; onClo
     const d = ref.current!;
     const prev = document.activeElement as HTMLElement | null;
     if (!d.open) d.showModal();
+    // Start on the first field rather than the close button.
+    const first = d.querySelector<HTMLElement>('.modal-body :is(input:not([type=hidden]):not([hidden]), select, textarea):not([disabled])');
+    first?.focus();
     return () => {
       d.close();
       prev?.focus?.();
@@ -391,9 +394,30 @@ export function PageHeader({ title, children }: { title: string; children?: Reac
 
 export function Tabs<K extends string>({ tabs, current, onChange, label }: { tabs: { key: K; label: string }[]; current: K; onChange: (k: K) => void; label: string }) {
   return (
-    <div role="tablist" aria-label={label} className="tabs">
+    <div
+      role="tablist"
+      aria-label={label}
+      className="tabs"
+      onKeyDown={(e) => {
+        // Arrow keys move between tabs (the WAI-ARIA tabs pattern).
+        const i = tabs.findIndex((t) => t.key === current);
+        const next = e.key === 'ArrowRight' ? (i + 1) % tabs.length : e.key === 'ArrowLeft' ? (i - 1 + tabs.length) % tabs.length : e.key === 'Home' ? 0 : e.key === 'End' ? tabs.length - 1 : -1;
+        if (next < 0) return;
+        e.preventDefault();
+        onChange(tabs[next]!.key);
+        (e.currentTarget.children[next] as HTMLElement | undefined)?.focus();
+      }}
+    >
       {tabs.map((t) => (
-        <button key={t.key} role="tab" type="button" aria-selected={current === t.key} className={current === t.key ? 'active' : ''} onClick={() => onChange(t.key)}>
+        <button
+          key={t.key}
+          role="tab"
+          type="button"
+          aria-selected={current === t.key}
+          tabIndex={current === t.key ? 0 : -1}
+          className={current === t.key ? 'active' : ''}
+          onClick={() => onChange(t.key)}
+        >
           {t.label}
         </button>
       ))}
