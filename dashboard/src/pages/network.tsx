@@ -522,6 +522,12 @@ export function TopologyPage() {
     const pos = routerPos.get(r.id)!;
     if (ni !== undefined && !links.some((l) => l.x === pos.x && l.y2 === netY(ni))) links.push({ x: pos.x, y1: pos.y, y2: netY(ni), key: `gw-${r.id}`, label: 'gateway' });
   }
+  // Several links from one router or instance fan out a little so they do not
+  // overlap; a dot marks where a link joins its network (a line that only
+  // crosses a network has no dot).
+  const perNode = new Map<number, typeof links>();
+  for (const l of links) perNode.set(l.x * 10000 + l.y1, [...(perNode.get(l.x * 10000 + l.y1) ?? []), l]);
+  for (const group of perNode.values()) group.forEach((l, k) => (l.x += (k - (group.length - 1) / 2) * 10));
   return (
     <>
       <PageHeader title="Network topology" />
@@ -531,19 +537,20 @@ export function TopologyPage() {
           <desc id="topo-desc">
             {d.networks.length} networks, {d.routers.length} routers and {d.servers.length} instances, with a line for each connection.
           </desc>
-          {links.map((l) => (
-            <g key={l.key}>
-              <line x1={l.x} x2={l.x} y1={l.y1} y2={l.y2} className="topo-link" />
-              <text x={l.x + 4} y={(l.y1 + l.y2) / 2} className="topo-small">
-                {l.label}
-              </text>
-            </g>
-          ))}
           {d.networks.map((n, i) => (
             <g key={n.id}>
               <rect x={10} y={netY(i) - 8} width={W - 20} height={16} rx={8} className={n['router:external'] ? 'topo-net ext' : 'topo-net'} />
               <text x={20} y={netY(i) + 4} className="topo-label-light">
                 {n.name || n.id} {d.subnets.filter((s) => s.network_id === n.id).map((s) => s.cidr).join(' ')}
+              </text>
+            </g>
+          ))}
+          {links.map((l) => (
+            <g key={l.key}>
+              <line x1={l.x} x2={l.x} y1={l.y1} y2={l.y2} className="topo-link" />
+              <circle cx={l.x} cy={l.y2} r={5} className="topo-joint" />
+              <text x={l.x + 4} y={(l.y1 + l.y2) / 2} className="topo-small">
+                {l.label}
               </text>
             </g>
           ))}
