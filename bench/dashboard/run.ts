@@ -9,6 +9,12 @@
  * driver (test/helpers/inproc.ts), so no guests boot; the dashboard sees
  * exactly what it would from QEMU-backed servers. Prints figures only.
  * Run: `npx tsx bench/dashboard/run.ts` (builds the UI first if needed).
+ *
+ * Last run (2 shared cores, headless chromium): first page 77.9 KiB of JS
+ * gzipped (one file: React + the shell; each service's pages load on
+ * demand, +8 KiB for overview + instances); 200 instances rendered with a
+ * median of 249, 303 and 472 ms after navigation start in three runs (the
+ * machine's other load varies), of which GET /servers/detail is 70-170 ms.
  */
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -75,12 +81,15 @@ async function main() {
     const t0 = performance.now();
     const made = await c.inject('POST', '/compute/v2.1/servers', { token: demo, body: { server: { name: 'bench', imageRef: img.json.id, flavorRef: flavor, min_count: N, max_count: N } } });
     if (made.status !== 202) throw new Error(`create: ${made.status} ${made.text}`);
+    let list: { status: string }[] = [];
     for (;;) {
-      const list = (await c.inject('GET', '/compute/v2.1/servers/detail?limit=1000', { token: demo })).json.servers as { status: string }[];
+      list = (await c.inject('GET', '/compute/v2.1/servers/detail?limit=1000', { token: demo })).json.servers as { status: string }[];
       if (list.length >= N && list.every((s) => s.status === 'ACTIVE' || s.status === 'ERROR')) break;
       await new Promise((r) => setTimeout(r, 200));
     }
-    console.log(`created ${N} server records (fake driver) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const active = list.filter((s) => s.status === 'ACTIVE').length;
+    // Those the fake host has no room for end in ERROR (scheduler); every record is listed and rendered alike.
+    console.log(`created ${N} server records (fake driver) in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${active} ACTIVE, ${N - active} ERROR`);
 
     const apiTimes: number[] = [];
     for (let i = 0; i < RUNS; i++) {
