@@ -34,6 +34,7 @@ import { NetworkAgent } from '../network/agent/index.js';
 import { mountSwift, objectPolicies, type SwiftMount } from '../object/swift/index.js';
 import { NetworkService, networkMigrations, networkPolicies, networkRoutes } from '../network/index.js';
 import { S3Server, identityCredentials, s3Policies } from '../object/s3/index.js';
+import { registerDashboard } from '../dashboard/serve.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -101,6 +102,7 @@ export class Cloud {
       return { versions: { values: [versionDoc(`${base}/identity/v3`)] } };
     });
     mountService(this.app, this.policy, { prefix: '/identity/v3', format: 'keystone', routes: identityRoutes(this.identity, { base: `${base}/identity/v3` }, this.policy) });
+    registerDashboard(this.app);
     this.states.identity = 'ok';
     this.objectStore = await ObjectStore.open({ root: join(this.config.dataDir, 'object'), logger: this.log, replicationIntervalMs: 300_000, auditIntervalMs: 3_600_000, auditBytesPerSecond: 32 * 1024 * 1024 });
     await this.startSwift();
