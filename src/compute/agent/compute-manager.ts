@@ -236,7 +236,13 @@ export class ComputeManager {
     const id = spec.instanceId;
     await this.c('event_start', { actionId: spec.actionId, event: 'compute_build_and_run_instance', host: this.host });
     try {
-      await this.spawn(spec, await this.allocatePorts(spec));
+      const ports = await this.allocatePorts(spec);
+      if (!ports.length && !spec.configDrive) {
+        // no NIC, so no metadata service can reach the guest: a config drive instead
+        spec.configDrive = true;
+        await this.update(id, { config_drive: 1 });
+      }
+      await this.spawn(spec, ports);
       const ok = await this.update(id, { vm_state: VM.ACTIVE, task_state: null, power_state: POWER.RUNNING, launched_at: Date.now() }, [TASK.SPAWNING]);
       await this.c('event_finish', { actionId: spec.actionId, event: 'compute_build_and_run_instance', result: 'Success' });
       if (!ok) {

@@ -339,7 +339,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
           instanceId: r.id, actionId, name: fresh.name, hostname: servers.hostnameOf(fresh), projectId: r.project_id, vcpus: f.vcpus, memoryMb: f.ram, rootGb: f.disk,
           imageId: img.id, imagePath: img.localPath, imageFormat: img.diskFormat, availabilityZone: r.availability_zone, launchIndex: r.launch_index,
           metadata: JSON.parse(fresh.metadata) as Record<string, string>, keyData: r.key_data ? JSON.parse(r.key_data) : null, userData: r.user_data,
-          requestedNetworks: 'auto', securityGroups: [], configDrive: bool(r.config_drive),
+          requestedNetworks: [], securityGroups: [], configDrive: bool(r.config_drive),
         };
         await servers.toHost(locked, 'rebuild', actionId, { spec: spec as unknown as Json, wasStopped });
         reply.code(202);

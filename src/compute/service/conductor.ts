@@ -152,7 +152,7 @@ export class Conductor {
         vcpus: flavor.vcpus, memoryMb: flavor.ram, rootGb: flavor.disk, imageId: image.id, imagePath: image.localPath, imageFormat: image.diskFormat,
         availabilityZone: inst.availability_zone, launchIndex: inst.launch_index, metadata: JSON.parse(inst.metadata) as Record<string, string>,
         keyData: inst.key_data ? (JSON.parse(inst.key_data) as BuildSpec['keyData']) : null, userData: inst.user_data,
-        requestedNetworks: inst.requested_networks ? (JSON.parse(inst.requested_networks) as RequestedNetworks) : 'auto',
+        requestedNetworks: inst.requested_networks ? (JSON.parse(inst.requested_networks) as RequestedNetworks) : [],
         securityGroups: JSON.parse(inst.security_groups ?? '[]') as string[],
         configDrive: bool(inst.config_drive),
       };

@@ -37,7 +37,7 @@ export interface CreateServerInput {
   tags?: string[];
   groupId?: string;
   adminPass?: string;
-  /** Nova's `networks`: a list of { uuid, port, fixed_ip }, or 'auto' / 'none'. Absent = auto. */
+  /** Nova's `networks`: a list of { uuid, port, fixed_ip }, or 'auto' / 'none'. Absent = the only usable network, if any. */
   networks?: unknown;
   /** Security group names (`security_groups: [{ name }]`). */
   securityGroups?: string[];
@@ -50,7 +50,10 @@ const IP_RE = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]+:[0-9a-f:.]*)$/i;
 
 /** Validates Nova's `networks` attribute (400 on anything malformed). */
 export function parseRequestedNetworks(v: unknown, maxCount: number): RequestedNetworks {
-  if (v === undefined || v === null || v === 'auto') return 'auto';
+  // Not given (before microversion 2.37): the project's only usable network, or
+  // no NIC at all when it has none, as Nova does; 'auto' insists on one.
+  if (v === undefined || v === null) return [];
+  if (v === 'auto') return 'auto';
   if (v === 'none') return 'none';
   if (!Array.isArray(v)) throw badRequest("Invalid input for field/attribute networks. Value: " + JSON.stringify(v) + ". It must be a list, 'auto' or 'none'.");
   const out: Array<{ network_id?: string; port_id?: string; fixed_ip?: string }> = [];
