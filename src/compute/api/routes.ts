@@ -418,7 +418,8 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       target: (req) => ({ project_id: req.auth?.projectId, user_id: req.auth?.userId }),
       handler: async (req, reply) => {
         const s = req.body.server;
-        if (s.block_device_mapping_v2?.length || s.block_device_mapping) throw new ApiError(501, 'Boot from volume needs the block storage service, which is not available yet.', 'NotImplemented');
+        if ((s.block_device_mapping_v2?.length || s.block_device_mapping) && !servers.volumes) throw new ApiError(501, 'Boot from volume needs the block storage service, which is not running.', 'NotImplemented');
+        const bootVolume = (await servers.volumes?.prepareBoot(req.auth!, s as never)) ?? undefined;
         if (s.personality?.length) throw badRequest('Personality (file injection) is not supported; use user_data or a config drive.');
         const hints = req.body['os:scheduler_hints'] ?? req.body['OS-SCH-HNT:scheduler_hints'];
         const toInt = (v: number | string | undefined) => (v === undefined ? undefined : Number(v));
@@ -427,7 +428,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
           {
             name: s.name, imageRef: s.imageRef, flavorRef: String(s.flavorRef), key_name: s.key_name, user_data: s.user_data ?? undefined, metadata: s.metadata,
             availability_zone: s.availability_zone, min_count: toInt(s.min_count), max_count: toInt(s.max_count), accessIPv4: s.accessIPv4, accessIPv6: s.accessIPv6,
-            groupId: hints?.group, adminPass: s.adminPass,
+            groupId: hints?.group, adminPass: s.adminPass, bootVolume,
           },
           req.id,
           isAdmin(req),

@@ -11,6 +11,7 @@ import { FlavorService } from './flavors.js';
 import type { ImagePort } from './ports.js';
 import { TASK, VM } from './states.js';
 import { sanitizeHostname } from './names.js';
+import type { PreparedBootVolume, ServerVolumes } from './volumes.js';
 
 export const COMPUTE_QUOTAS: Record<string, number> = {
   instances: 10, cores: 20, ram: 51200, key_pairs: 100, server_groups: 10, server_group_members: 10, metadata_items: 128,
@@ -34,6 +35,8 @@ export interface CreateServerInput {
   tags?: string[];
   groupId?: string;
   adminPass?: string;
+  /** Boot from volume (block_device_mapping_v2); then imageRef is not needed. */
+  bootVolume?: PreparedBootVolume;
 }
 
 const DEFAULT_AZ = 'nova';
@@ -46,6 +49,8 @@ const DEFAULT_AZ = 'nova';
 export class ServerService {
   readonly db: Kysely<ComputeTables>;
   readonly flavors: FlavorService;
+  /** Server volumes (attach/detach, boot from volume); set when the volume service runs. */
+  volumes: ServerVolumes | null = null;
   constructor(
     private readonly database: Database,
     private readonly bus: Bus,
@@ -83,8 +88,8 @@ export class ServerService {
     const flavor = await this.flavors.getFor(input.flavorRef, projectId, admin).catch(() => {
       throw badRequest(`Flavor ${input.flavorRef} could not be found.`);
     });
-    if (!input.imageRef) throw badRequest('Missing imageRef attribute (boot from volume is not available yet).');
-    const image = await this.images.getImageForBoot(ctx, input.imageRef).catch((e: unknown) => {
+    if (!input.imageRef && !input.bootVolume) throw badRequest('Missing imageRef attribute');
+    const image = input.bootVolume ? input.bootVolume.image : await this.images.getImageForBoot(ctx, input.imageRef!).catch((e: unknown) => {
       if (e instanceof ApiError && e.status >= 500) throw e;
       throw badRequest(`Image ${input.imageRef} could not be found.`);
     });
@@ -173,6 +178,18 @@ export class ServerService {
     } catch (e) {
       await this.quota.rollback(reservation!);
       throw e;
+    }
+    if (input.bootVolume) {
+      try {
+        await input.bootVolume.bind(rows[0]!.id);
+      } catch (e) {
+        // nothing of the server may remain when its boot volume cannot be had
+        await input.bootVolume.unbind(rows[0]!.id).catch(() => undefined);
+        await this.db.deleteFrom('nova_instance_actions').where('instance_id', '=', rows[0]!.id).execute();
+        await this.db.deleteFrom('nova_instances').where('id', '=', rows[0]!.id).execute();
+        await this.quota.release(projectId, { instances: 1, cores: flavor.vcpus, ram: flavor.ram });
+        throw e;
+      }
     }
     for (const r of rows) await this.bus.cast('conductor', 'build', { instanceId: r.id, ctx: ctx as unknown as Json, imageId: image.id });
     return { rows, reservationId };
