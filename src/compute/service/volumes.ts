@@ -214,7 +214,7 @@ export class ServerVolumes {
           volumeId = v.id;
         }
         try {
-          const { attachmentId } = await this.port.reserve(ctx, volumeId, instanceId, { deleteOnTermination: source === 'volume' ? deleteOnTermination : (dot === undefined ? true : deleteOnTermination) });
+          const { attachmentId } = await this.port.reserve(ctx, volumeId, instanceId, { deleteOnTermination });
           await this.port.complete(attachmentId, '/dev/vda').catch(() => undefined);
         } catch (e) {
           if (created) await this.port.deleteVolume(created).catch(() => undefined);

@@ -308,7 +308,7 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
       handler: async (req) => {
         const b = req.body.volume;
         if (!Object.keys(b).length) throw badRequest('Invalid input received: volume update needs at least one of name, description, metadata.', 'InvalidInput');
-        const v = await svc.update(await vol(req, req.params.id), { name: b.name ?? b.display_name, description: b.description ?? b.display_description, metadata: b.metadata });
+        const v = await svc.update(await vol(req, req.params.id), { name: 'name' in b ? b.name : b.display_name, description: 'description' in b ? b.description : b.display_description, metadata: b.metadata });
         return { volume: await showVolume(req, v) };
       },
     }),
@@ -323,15 +323,16 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
       },
     }),
     defineRoute({
-      method: 'POST', url: '/v3/:project_id/volumes/:id/action', policy: 'volume:get', params: PI, body: Type.Object({}, { additionalProperties: true }), status: 202, errors: [404, 409],
+      method: 'POST', url: '/v3/:project_id/volumes/:id/action', policy: 'volume:get', params: PI, body: Type.Object({}, { additionalProperties: true }), errors: [404, 409],
       target: async (req) => target(await vol(req, req.params.id)),
       handler: async (req, reply) => {
         const out = await volumeAction(req, await vol(req, req.params.id));
+        // Cinder: actions without a body and os-volume_upload_image answer 202, the others 200
         if (out === null) {
           reply.code(202).send();
           return;
         }
-        reply.code(200);
+        reply.code('os-volume_upload_image' in (out as object) ? 202 : 200);
         return out;
       },
     }),
@@ -432,7 +433,7 @@ function snapshotRoutes(d: VolumeApiDeps, h: Helpers): RouteDef<any, any, any>[]
       handler: async (req) => {
         const b = req.body.snapshot;
         if (!Object.keys(b).length) throw badRequest('Invalid input received: snapshot update needs name or description.', 'InvalidInput');
-        const s = await svc.updateSnapshot(await snap(req, req.params.id), { name: b.name ?? b.display_name, description: b.description ?? b.display_description });
+        const s = await svc.updateSnapshot(await snap(req, req.params.id), { name: 'name' in b ? b.name : b.display_name, description: 'description' in b ? b.description : b.display_description });
         return { snapshot: snapshotView(env, s, microversionOf(req)) };
       },
     }),
