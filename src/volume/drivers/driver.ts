@@ -57,6 +57,11 @@ export interface VolumeDriver {
   exportVolume(id: string, outPath: string, format: 'qcow2' | 'raw'): Promise<void>;
   /** Replaces the volume's content with the raw image at `rawPath` (the volume must be idle); keeps its size at least `sizeGb`. */
   importVolume(id: string, rawPath: string, sizeGb: number): Promise<void>;
+  /**
+   * Byte ranges of the volume that may hold data (everything else reads as
+   * zeros), so backups read only what is there. Ranges may over-approximate.
+   */
+  dataExtents(id: string): Promise<{ start: number; length: number }[]>;
   /** Connection info for a host. */
   connectionInfo(id: string): ConnectionInfo;
   /** Whether the volume's data exists on the backend. */

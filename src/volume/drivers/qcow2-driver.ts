@@ -208,6 +208,13 @@ export class Qcow2VolumeDriver implements VolumeDriver {
     }
   }
 
+  async dataExtents(id: string): Promise<{ start: number; length: number }[]> {
+    const p = this.volumePath(id);
+    if (!existsSync(p)) throw new VolumeDriverError('NotFound', `volume ${id} not found on the backend`);
+    const map = JSON.parse(await run('qemu-img', ['map', '-U', '--output=json', p])) as { start: number; length: number; data: boolean; zero: boolean }[];
+    return map.filter((e) => e.data && !e.zero).map((e) => ({ start: e.start, length: e.length }));
+  }
+
   connectionInfo(id: string): ConnectionInfo {
     const p = this.volumePath(id);
     return { driver_volume_type: 'file', data: { name: `volume-${id}`, device_path: p, format: 'qcow2', access_mode: 'rw' } };

@@ -55,7 +55,7 @@ export class BackupEngine {
    * Backs up the raw volume data at `rawPath`. Returns the number of objects
    * written. On failure, the objects already written are removed.
    */
-  async backup(rawPath: string, ids: { backupId: string; volumeId: string; parentId: string | null }): Promise<{ objectCount: number }> {
+  async backup(rawPath: string, ids: { backupId: string; volumeId: string; parentId: string | null }, extents?: { start: number; length: number }[]): Promise<{ objectCount: number }> {
     await this.store.putContainer(this.account, this.container);
     const parent = ids.parentId ? await this.manifest(ids.parentId) : null;
     const fh = await open(rawPath, 'r');
@@ -65,6 +65,11 @@ export class BackupEngine {
       const chunks: ChunkRef[] = [];
       const buf = Buffer.alloc(CHUNK_BYTES);
       for (let i = 0, off = 0; off < size; i++, off += CHUNK_BYTES) {
+        // chunks the volume never wrote are zeros: no need to read them
+        if (extents && !extents.some((e) => e.start < off + CHUNK_BYTES && e.start + e.length > off)) {
+          chunks.push({ sha256: null, object: null });
+          continue;
+        }
         const { bytesRead } = await fh.read(buf, 0, Math.min(CHUNK_BYTES, size - off), off);
         const data = buf.subarray(0, bytesRead);
         if (isZero(data)) {
@@ -131,10 +136,7 @@ export class BackupEngine {
   }
 }
 
+const ZEROS = Buffer.alloc(CHUNK_BYTES);
 function isZero(b: Buffer): boolean {
-  // compare 8 bytes at a time where possible
-  const n = b.length - (b.length % 8);
-  for (let i = 0; i < n; i += 8) if (b.readBigUInt64LE(i) !== 0n) return false;
-  for (let i = n; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
+  return b.equals(ZEROS.subarray(0, b.length));
 }

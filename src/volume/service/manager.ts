@@ -192,7 +192,8 @@ export class VolumeManager {
       if (!this.backups) throw new Error('the backup service (object store) is not available');
       const b = await this.svc.getBackup(id, null, true);
       await this.driver.exportVolume(volumeId, raw, 'raw');
-      const { objectCount } = await this.backups.backup(raw, { backupId: id, volumeId, parentId: b.parent_id });
+      const extents = await this.driver.dataExtents(volumeId).catch(() => undefined);
+      const { objectCount } = await this.backups.backup(raw, { backupId: id, volumeId, parentId: b.parent_id }, extents);
       await this.db.updateTable('cinder_backups').set({ status: 'available', object_count: objectCount, updated_at: Date.now() }).where('id', '=', id).execute();
     } catch (e) {
       await this.db.updateTable('cinder_backups').set({ status: 'error', fail_reason: this.fail('backup', id, e), updated_at: Date.now() }).where('id', '=', id).execute();
@@ -221,13 +222,19 @@ export class VolumeManager {
       const v = await this.svc.get(volumeId, null, true);
       await this.backups.restore(id, raw);
       await this.driver.importVolume(volumeId, raw, v.size);
+      await this.backupDone(id);
       await this.setVolume(volumeId, { status: 'available' });
     } catch (e) {
+      await this.backupDone(id);
       await this.setVolume(volumeId, { status: 'error_restoring', fault: this.fail('volume', volumeId, e) });
     } finally {
       await rm(raw, { force: true });
-      await this.db.updateTable('cinder_backups').set({ status: 'available', updated_at: Date.now() }).where('id', '=', id).where('status', '=', 'restoring').execute();
     }
+  }
+
+  /** The backup is free again (before the restored volume shows available, so a caller seeing the volume ready can use the backup). */
+  private async backupDone(id: string): Promise<void> {
+    await this.db.updateTable('cinder_backups').set({ status: 'available', updated_at: Date.now() }).where('id', '=', id).where('status', '=', 'restoring').execute();
   }
 
   private async uploadImage(a: A): Promise<void> {
