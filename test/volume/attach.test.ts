@@ -144,7 +144,9 @@ test('extend of an attached volume goes through the compute agent', async () => 
   const v = await c.createVolume(c.demo, { name: 'ext-att' });
   assert.equal((await attach(sid, v.id)).status, 200);
   const calls = c.driver.calls.length;
-  const r = await c.v(c.demo, 'POST', `/volumes/${v.id}/action`, { body: { 'os-extend': { new_size: 2 } } });
+  const old = await c.v(c.demo, 'POST', `/volumes/${v.id}/action`, { body: { 'os-extend': { new_size: 2 } } });
+  assert.equal(old.status, 400, 'in-use extend needs 3.42');
+  const r = await c.v(c.demo, 'POST', `/volumes/${v.id}/action`, { mv: '3.42', body: { 'os-extend': { new_size: 2 } } });
   assert.equal(r.status, 202, r.text);
   const after = await c.waitVolume(c.demo, v.id, 'in-use');
   assert.equal(after.size, 2);

@@ -146,6 +146,8 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
       case 'os-extend': {
         rule(v.status === 'in-use' ? 'volume:extend_attached_volume' : 'volume:extend');
         if (arg.new_size === undefined) throw badRequest("Invalid input for field/attribute os-extend. 'new_size' is a required property", 'InvalidInput');
+        // Cinder extends attached volumes from microversion 3.42 on
+        if (v.status === 'in-use' && !atLeast(mv, 3, 42)) throw badRequest(`Invalid volume: Volume ${v.id} status must be 'available' to extend; an in-use volume can be extended with microversion 3.42 or later.`, 'InvalidVolume');
         await svc.extend(v, toInt(arg.new_size, 'new_size'));
         return null;
       }
