@@ -98,12 +98,15 @@ async function main() {
       await waitConsole(/STRATUS-BLOCK-ADDED vdb/, mark);
       seen.push(performance.now() - t0);
       const t1 = performance.now();
+      const mark2 = consoleText().length;
       await cloud.api(tok, 'DELETE', `/compute/v2.1/servers/${sid}/os-volume_attachments/${vol}`);
       await waitVol(vol, 'available');
       det.push(performance.now() - t1);
+      // the guest's disk watcher polls: let it see the disk go before the next attach
+      await waitConsole(/STRATUS-BLOCK-REMOVED vdb/, mark2);
     }
     console.log(`attach: API answer p50 ${pct(att, 50).toFixed(0)} ms; until the guest shows vdb p50 ${pct(seen, 50).toFixed(0)} ms`);
-    console.log(`detach: DELETE → volume available (guest released it) p50 ${pct(det, 50).toFixed(0)} ms`);
+    console.log(`detach: DELETE → volume available (QEMU released the device) p50 ${pct(det, 50).toFixed(0)} ms`);
 
     // sequential I/O: 256 MiB through the guest vs a host file on the same file system
     await cloud.api(tok, 'POST', `/compute/v2.1/servers/${sid}/os-volume_attachments`, { volumeAttachment: { volumeId: vol } });

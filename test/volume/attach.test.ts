@@ -42,6 +42,7 @@ test('server add volume / remove volume through Nova hot-plugs through the drive
   assert.equal(onHost.length, 1);
   assert.match(onHost[0]!.path, new RegExp(`volume-${v.id}\\.qcow2$`));
   assert.match(await c.driver.consoleOutput(sid), /STRATUS-BLOCK-ADDED vdb/);
+  assert.deepEqual((await c.server(sid, c.demo.token))['os-extended-volumes:volumes_attached'], [{ id: v.id }]);
   const list = await c.api('GET', `/servers/${sid}/os-volume_attachments`, { token: c.demo.token });
   assert.equal(list.json.volumeAttachments.length, 1);
   assert.equal((await c.api('GET', `/servers/${sid}/os-volume_attachments/${v.id}`, { token: c.demo.token })).status, 200);

@@ -117,7 +117,10 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
   const isReaderAll = (req: FastifyRequest) => allowed(policy, req, 'cloud_reader', {});
   const inst = async (req: FastifyRequest, id: string) => servers.get(id, req.auth, isReaderAll(req));
   const target = (r: InstanceRow) => ({ project_id: r.project_id, user_id: r.user_id });
-  const show = async (req: FastifyRequest, r: InstanceRow) => serverView(env, r, { detail: true, admin: isAdmin(req), fault: await servers.fault(r.id) });
+  const show = async (req: FastifyRequest, r: InstanceRow) => ({
+    ...serverView(env, r, { detail: true, admin: isAdmin(req), fault: await servers.fault(r.id) }),
+    ...(servers.volumes ? { 'os-extended-volumes:volumes_attached': await servers.volumes.attachedIds(r.id) } : {}),
+  });
 
   const listServers = async (req: ApiRequest<unknown, Record<string, string | undefined>>, detail: boolean) => {
     const q = req.query;

@@ -129,6 +129,11 @@ export class ServerVolumes {
     })();
   }
 
+  /** Nova's `os-extended-volumes:volumes_attached` of a server. */
+  async attachedIds(instanceId: string): Promise<{ id: string }[]> {
+    return (await this.port.listForInstance(instanceId)).filter((a) => a.status === 'attached').map((a) => ({ id: a.volumeId }));
+  }
+
   /** After a server is gone: its attachments end; delete_on_termination volumes are deleted. */
   async instanceDeleted(instanceId: string): Promise<void> {
     for (const a of await this.port.listForInstance(instanceId)) {
