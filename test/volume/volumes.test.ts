@@ -6,7 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startVolumeCloud, volumeHasPattern, type VolumeCloud } from './helpers.js';
 
@@ -284,4 +284,23 @@ test('os-volume_upload_image makes an image of the volume', async () => {
   assert.equal(badFmt.status, 400);
   const noName = await c.v(c.demo, 'POST', `/volumes/${v.id}/action`, { body: { 'os-volume_upload_image': {} } });
   assert.equal(noName.status, 400);
+});
+
+test('after a restart, work that was in flight ends in a final status (never stuck creating/extending)', async () => {
+  const a = await c.createVolume(c.demo, { name: 'rec-a' });
+  const b = await c.createVolume(c.demo, { name: 'rec-b' });
+  const d = await c.createVolume(c.demo, { name: 'rec-d' });
+  const db = c.vol.service.db;
+  const set = (id: string, status: string) => db.updateTable('cinder_volumes').set({ status }).where('id', '=', id).execute();
+  await set(a.id, 'creating'); // its file exists: it was made before the crash
+  await set(b.id, 'creating');
+  rmSync(join(c.dataDir, 'volumes', `volume-${b.id}.qcow2`)); // never made
+  await set(d.id, 'extending');
+  await (c.vol.manager as unknown as { recover(): Promise<void> }).recover();
+  const st = async (id: string) => (await c.v(c.demo, 'GET', `/volumes/${id}`)).json.volume.status as string;
+  assert.equal(await st(a.id), 'available');
+  assert.equal(await st(b.id), 'error');
+  assert.equal(await st(d.id), 'error_extending');
+  // error volumes can be deleted
+  for (const id of [b.id, d.id]) assert.equal((await c.v(c.demo, 'DELETE', `/volumes/${id}`)).status, 202);
 });
