@@ -148,6 +148,10 @@ test('lists: detail, filters, sorting, limit/marker with volumes_links', async (
     url = next ? next.slice(next.indexOf('/volumes')) : '';
   }
   assert.deepEqual(seen, ['l0', 'l1', 'l2', 'l3', 'l4']);
+  const sum = await c.v(m, 'GET', '/volumes/summary', { mv: '3.36' });
+  assert.equal(sum.status, 200, sum.text);
+  assert.deepEqual({ ...sum.json['volume-summary'], metadata: { idx: [...sum.json['volume-summary'].metadata.idx].sort() } }, { total_size: 7, total_count: 5, metadata: { idx: ['0', '1', '2', '3', '4'] } });
+  assert.equal((await c.v(m, 'GET', '/volumes/summary')).status, 404, 'needs 3.12');
   assert.equal((await c.v(m, 'GET', '/volumes?sort=bogus:asc')).status, 400);
   assert.equal((await c.v(m, 'GET', '/volumes?sort=name:sideways')).status, 400);
   assert.equal((await c.v(m, 'GET', '/volumes?limit=-1')).status, 400);

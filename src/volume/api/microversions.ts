@@ -12,12 +12,15 @@ export type Microversion = [number, number];
  */
 export const MICROVERSION_HISTORY: Record<string, string> = {
   '3.0': 'Block Storage API v3 (same as v2)',
+  '3.12': 'GET /volumes/summary',
   '3.13': 'volumes show group_id',
   '3.14': 'snapshots show group_snapshot_id',
   '3.18': 'backups show os-backup-project-attr:project_id (admin)',
   '3.21': 'volumes show provider_id',
   '3.27': 'attachments API (/attachments)',
+  '3.36': 'volumes/summary lists metadata',
   '3.41': 'snapshots show user_id',
+  '3.42': 'os-extend of in-use volumes',
   '3.43': 'backups show metadata',
   '3.44': 'attachments os-complete action',
   '3.48': 'volumes show shared_targets and service_uuid',

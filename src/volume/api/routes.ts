@@ -282,6 +282,22 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
     defineRoute({ method: 'GET', url: '/v3/:project_id/volumes', policy: 'volume:get_all', params: P, query: AnyQuery, errors: [400], handler: (req) => listVolumes(req, false) }),
     defineRoute({ method: 'GET', url: '/v3/:project_id/volumes/detail', policy: 'volume:get_all', params: P, query: AnyQuery, errors: [400], handler: (req) => listVolumes(req, true) }),
     defineRoute({
+      method: 'GET', url: '/v3/:project_id/volumes/summary', policy: 'volume:get_all', params: P, query: AnyQuery, errors: [400, 404],
+      handler: async (req) => {
+        if (!atLeast(microversionOf(req), 3, 12)) throw notFound('The resource could not be found. (volumes/summary needs microversion 3.12 or later.)', 'VersionNotFoundForAPIMethod');
+        checkProject(req);
+        const q = listQuery(req);
+        const rows = await svc.list(req.auth!, { ...q, limit: undefined, marker: undefined, offset: undefined });
+        const summary: Record<string, unknown> = { total_size: rows.reduce((a, r) => a + r.size, 0), total_count: rows.length };
+        if (atLeast(microversionOf(req), 3, 36)) {
+          const meta: Record<string, string[]> = {};
+          for (const r of rows) for (const [k, v] of Object.entries(JSON.parse(r.metadata) as Record<string, string>)) if (!(meta[k] ??= []).includes(v)) meta[k]!.push(v);
+          summary.metadata = meta;
+        }
+        return { 'volume-summary': summary };
+      },
+    }),
+    defineRoute({
       method: 'POST', url: '/v3/:project_id/volumes', policy: 'volume:create', params: P, body: VolumeCreate, status: 202, errors: [404],
       target: (req) => ({ project_id: req.auth?.projectId }),
       handler: async (req) => {
