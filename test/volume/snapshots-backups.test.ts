@@ -236,3 +236,32 @@ test('volume transfer between projects', async () => {
   assert.equal((await c.v(taker, 'DELETE', `/volume-transfers/${t2.json.transfer.id}`, { mv: '3.55' })).status, 202);
   assert.equal((await c.v(taker, 'GET', `/volumes/${v2.id}`)).json.volume.status, 'available');
 });
+
+test('concurrent snapshots of one volume, deleted concurrently, keep every volume\'s data', async () => {
+  const v = await c.createVolume(c.demo, { name: 'chain' });
+  const ids: string[] = [];
+  const made = await Promise.all([0, 1, 2].map(async (i) => {
+    write(v.id, 0x40 + i, `${i}M`);
+    return c.v(c.demo, 'POST', '/snapshots', { body: { snapshot: { volume_id: v.id, name: `c${i}` } } });
+  }));
+  for (const r of made) {
+    assert.equal(r.status, 202, r.text);
+    ids.push(r.json.snapshot.id);
+  }
+  for (const id of ids) await waitSnap(id, 'available');
+  const clone = await c.createVolume(c.demo, { snapshot_id: ids[1] });
+  // a snapshot cannot go while a volume reading its chain is attached
+  const act = (id: string, body: unknown) => c.v(c.demo, 'POST', `/volumes/${id}/action`, { body });
+  await act(clone.id, { 'os-attach': { instance_uuid: '11111111-2222-4333-8444-888888888888', mountpoint: '/dev/vdb' } });
+  const refused = await c.v(c.demo, 'DELETE', `/snapshots/${ids[0]}`);
+  assert.equal(refused.status, 400, refused.text);
+  await act(clone.id, { 'os-detach': {} });
+  const dels = await Promise.all(ids.map((id) => c.v(c.demo, 'DELETE', `/snapshots/${id}`)));
+  for (const d of dels) assert.equal(d.status, 202, d.text);
+  for (const id of ids) await waitFor('gone', async () => (await c.v(c.demo, 'GET', `/snapshots/${id}`)).status === 404, 20_000, 20);
+  for (let i = 0; i < 3; i++) assert.ok(volumeHasPattern(file(v.id), 0x40 + i, `${i}M`), `volume keeps write ${i}`);
+  execFileSync('qemu-img', ['check', file(v.id)]);
+  execFileSync('qemu-img', ['check', file(clone.id)]);
+  const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', file(v.id)]).toString()) as { 'backing-filename'?: string };
+  assert.equal(info['backing-filename'], undefined, 'no snapshot file is left under the volume');
+});

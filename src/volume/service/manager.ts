@@ -11,6 +11,8 @@ import type { VolumeComputePort, VolumeImagePort } from './ports.js';
 import type { VolumeService } from './volumes.js';
 
 const GIB = 1024 ** 3;
+/** Queue key of the work that rewrites backing chains. */
+const CHAIN = '__backing_chains__';
 type A = Record<string, unknown>;
 
 /**
@@ -24,6 +26,19 @@ export class VolumeManager {
   private unserve: (() => void) | null = null;
   /** Work in flight, so tests and shutdown can wait for it. */
   private readonly inflight = new Set<Promise<unknown>>();
+  /** Per-volume queue: work that renames or rewrites a volume's files runs one at a time. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  private serial<T>(volumeId: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(volumeId) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.queues.set(volumeId, tail);
+    void tail.then(() => {
+      if (this.queues.get(volumeId) === tail) this.queues.delete(volumeId);
+    });
+    return next;
+  }
   constructor(
     private readonly bus: Bus,
     private readonly svc: VolumeService,
@@ -39,16 +54,20 @@ export class VolumeManager {
     await this.driver.init();
     mkdirSync(this.opts.workDir, { recursive: true });
     const h = (fn: (a: A) => Promise<void>) => (a: Json) => this.track(fn(a as A));
+    // keyed by the volume whose files the work renames, rewrites or reads
+    const q = (key: (a: A) => string | null, fn: (a: A) => Promise<void>) => h((a) => (key(a) ? this.serial(key(a)!, () => fn(a)) : fn(a)));
+    const byVolume = (a: A) => a.volumeId as string;
     this.unserve = this.bus.serve(`volume.${this.opts.host}`, {
-      create_volume: h((a) => this.createVolume(a)),
-      delete_volume: h((a) => this.deleteVolume(a)),
-      extend_volume: h((a) => this.extendVolume(a)),
-      create_snapshot: h((a) => this.createSnapshot(a)),
-      delete_snapshot: h((a) => this.deleteSnapshot(a)),
-      create_backup: h((a) => this.createBackup(a)),
+      create_volume: q((a) => (a.sourceId as string | null) ?? null, (a) => this.createVolume(a)),
+      delete_volume: q(() => CHAIN, (a) => this.deleteVolume(a)),
+      extend_volume: q(byVolume, (a) => this.extendVolume(a)),
+      // making and removing snapshots rewrite backing chains that several volumes share: one at a time
+      create_snapshot: q(() => CHAIN, (a) => this.createSnapshot(a)),
+      delete_snapshot: q(() => CHAIN, (a) => this.deleteSnapshot(a)),
+      create_backup: q(byVolume, (a) => this.createBackup(a)),
       delete_backup: h((a) => this.deleteBackup(a)),
-      restore_backup: h((a) => this.restoreBackup(a)),
-      upload_image: h((a) => this.uploadImage(a)),
+      restore_backup: q(byVolume, (a) => this.restoreBackup(a)),
+      upload_image: q(byVolume, (a) => this.uploadImage(a)),
     });
     await this.recover();
   }

@@ -394,6 +394,7 @@ export class VolumeService {
     if (!Number.isInteger(newSize) || newSize <= 0) throw badRequest(`Invalid input received: New size for extend must be an integer greater than 0.`, 'InvalidInput');
     if (!['available', 'in-use'].includes(v.status)) throw invalidVolume(`Volume status must be 'available' or 'in-use' to extend, currently in '${v.status}'.`);
     if (newSize <= v.size) throw badRequest(`Invalid input received: New size for extend must be greater than current size. (current: ${v.size}, extended: ${newSize}).`, 'InvalidInput');
+    if (await this.chainSnapshotsBusy(v)) throw invalidVolume(`Volume ${v.id} has a snapshot being created or deleted; try again when it is done.`);
     const t = await this.typeOf(v);
     const delta = newSize - v.size;
     const perVol = (await this.quota.limits(v.project_id, ['per_volume_gigabytes'])).per_volume_gigabytes!;
@@ -523,9 +524,48 @@ export class VolumeService {
     return next;
   }
 
+  /**
+   * Volumes whose data may sit on the backing chain of volume `id`'s
+   * snapshots: the volume itself and, recursively, every volume made from
+   * one of its snapshots. Deleting a snapshot rewrites files of this family.
+   */
+  private async chainFamily(id: string, seen = new Set<string>()): Promise<VolumeRow[]> {
+    if (seen.has(id)) return [];
+    seen.add(id);
+    const v = await this.db.selectFrom('cinder_volumes').selectAll().where('id', '=', id).where('deleted', '=', 0).executeTakeFirst();
+    const snaps = await this.db.selectFrom('cinder_snapshots').select('id').where('volume_id', '=', id).where('deleted', '=', 0).execute();
+    const out: VolumeRow[] = v ? [v] : [];
+    if (snaps.length) {
+      const kids = await this.db.selectFrom('cinder_volumes').select('id').where('snapshot_id', 'in', snaps.map((s) => s.id)).where('deleted', '=', 0).execute();
+      for (const k of kids) out.push(...(await this.chainFamily(k.id, seen)));
+    }
+    return out;
+  }
+
+  /**
+   * Snapshots whose files volume `v` may read through its backing chain
+   * (its own, those of the volume its origin snapshot belongs to, and so on
+   * up): while one of them is being made or removed, the volume must not be
+   * handed to a hypervisor.
+   */
+  private async chainSnapshotsBusy(v: VolumeRow): Promise<boolean> {
+    let cur: VolumeRow | undefined = v;
+    for (let depth = 0; cur && depth < 64; depth++) {
+      const busy = await this.db.selectFrom('cinder_snapshots').select('id').where('volume_id', '=', cur.id).where('deleted', '=', 0).where('status', 'in', ['creating', 'deleting']).executeTakeFirst();
+      if (busy) return true;
+      if (!cur.snapshot_id) return false;
+      const origin = await this.db.selectFrom('cinder_snapshots').select('volume_id').where('id', '=', cur.snapshot_id).executeTakeFirst();
+      cur = origin ? await this.db.selectFrom('cinder_volumes').selectAll().where('id', '=', origin.volume_id).executeTakeFirst() : undefined;
+    }
+    return false;
+  }
+
   async deleteSnapshot(s: SnapshotRow, force = false): Promise<void> {
     const from = force ? ['available', 'error', 'error_deleting', 'creating', 'deleting'] : ['available', 'error', 'error_deleting'];
     if (!from.includes(s.status)) throw invalidSnapshot(`Snapshot status must be available or error and must not be part of a group (it is ${s.status}).`);
+    // Deleting folds the snapshot's data into the files that sit on it; a hypervisor must not have any of them open.
+    const busy = (await this.chainFamily(s.volume_id)).find((x) => !['available', 'error', 'error_restoring', 'error_extending', 'deleting', 'error_deleting'].includes(x.status));
+    if (busy) throw invalidSnapshot(`Snapshot ${s.id} cannot be deleted while volume ${busy.id}, which reads its data, is ${busy.status}.`);
     const r = await this.db.updateTable('cinder_snapshots').set({ status: 'deleting', updated_at: Date.now() }).where('id', '=', s.id).where('status', 'in', from).executeTakeFirst();
     if (Number(r.numUpdatedRows) !== 1) throw invalidSnapshot(`Snapshot ${s.id} changed state meanwhile.`);
     await this.cast('delete_snapshot', { snapshotId: s.id });
@@ -677,6 +717,7 @@ export class VolumeService {
     if (input.instanceUuid && existing.some((a) => a.instance_uuid === input.instanceUuid)) throw invalidVolume(`Volume ${v.id} is already attached to instance ${input.instanceUuid}.`);
     const from = multi ? ['available', 'in-use', 'reserved', 'attaching'] : ['available'];
     if (!from.includes(v.status) || (!multi && existing.length)) throw invalidVolume(`Volume ${v.id} status must be available to reserve${multi ? '' : ' (it is not multiattach)'}, but the current status is: ${v.status}.`);
+    if (await this.chainSnapshotsBusy(v)) throw invalidVolume(`Volume ${v.id} has a snapshot being created or deleted; try again when it is done.`);
     const now = Date.now();
     const att: AttachmentRow = {
       id: uuid(), volume_id: v.id, project_id: v.project_id, instance_uuid: input.instanceUuid, attached_host: (input.connector?.host as string | undefined) ?? null,
