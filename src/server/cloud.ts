@@ -35,6 +35,11 @@ import { mountSwift, objectPolicies, type SwiftMount } from '../object/swift/ind
 import { NetworkService, networkMigrations, networkPolicies, networkRoutes } from '../network/index.js';
 import { S3Server, identityCredentials, s3Policies } from '../object/s3/index.js';
 import { registerDashboard } from '../dashboard/serve.js';
+import { startVolumeSubsystem, volumeMigrations, volumePolicies, volumeRoutes, negotiateVolumeMicroversion, v3VersionDoc, type VolumeSubsystem } from '../volume/index.js';
+import { VolumePortForCompute } from '../volume/service/for-compute.js';
+import { ServerVolumes } from '../compute/service/volumes.js';
+import { serveVolumeOps } from '../compute/agent/volume-ops.js';
+import { volumeAttachmentRoutes, computeVolumePolicies } from '../compute/api/volume-attachments.js';
 
 /** Health of each service, served at /healthz. */
 export type ServiceState = 'starting' | 'ok' | 'degraded' | 'stopped';
@@ -79,7 +84,7 @@ export class Cloud {
     this.log = opts.log ?? createLogger(config.dataDir, config.logLevel);
     this.database = openDatabase(config.databaseUrl, config.dataDir);
     this.bus = new InProcessBus((e, where) => this.log.error({ err: e, where }, 'bus handler failed'));
-    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies, ...imagePolicies, ...objectPolicies, ...networkPolicies, ...s3Policies });
+    this.policy = new PolicyEngine({ ...basePolicies, ...(config.identity.enforceScope ? {} : legacyAdminPolicies), ...identityPolicies, ...computePolicies, ...imagePolicies, ...objectPolicies, ...networkPolicies, ...s3Policies, ...volumePolicies, ...computeVolumePolicies });
     this.quota = new QuotaEngine(this.database);
     this.identity = new Identity(this.database, config, this.log, this.bus);
     this.app = createApp({ log: this.log, maxJsonBodyBytes: config.maxJsonBodyBytes, validator: this.identity.tokens, policy: this.policy });
@@ -90,7 +95,7 @@ export class Cloud {
   }
 
   async start(): Promise<void> {
-    await migrate(this.database, [quotaMigrations, identityMigrations, computeMigrations, imageMigrations, networkMigrations]);
+    await migrate(this.database, [quotaMigrations, identityMigrations, computeMigrations, imageMigrations, networkMigrations, volumeMigrations]);
     this.policy.loadOverrides(await loadPolicyFile(join(this.config.dataDir, 'policy.yaml')));
     await this.identity.init();
     await this.identity.catalog.register('identity', 'keystone', this.identityUrl, this.config.region);
@@ -114,6 +119,7 @@ export class Cloud {
     await this.startNetwork();
     await this.startCompute();
     await this.startNetworkAgent();
+    await this.startVolume();
 
     if (this.config.seed) await this.seed();
     writeClientConfig(this.config, this.identity.adminPassword(), this.config.seed ? this.identity.keptSecret('demo-password') : null);
@@ -192,7 +198,7 @@ export class Cloud {
         reply.header('x-compute-request-id', req.id);
         negotiateMicroversion(req, reply);
       },
-      routes: computeRoutes({ servers: this.servers, keypairs, policy: this.policy, quota: this.quota, bus: this.bus, env, consoleUrl: (id) => proxy.issue(id) }),
+      routes: [...computeRoutes({ servers: this.servers, keypairs, policy: this.policy, quota: this.quota, bus: this.bus, env, consoleUrl: (id) => proxy.issue(id) }), ...volumeAttachmentRoutes({ servers: this.servers, policy: this.policy, volumes: () => this.servers.volumes })],
     });
     await this.identity.catalog.register('compute', 'nova', `${env.root}/v2.1`, this.config.region);
     const driver = this.computeDriver ?? new QemuDriver({
@@ -203,6 +209,7 @@ export class Cloud {
       log: { info: (m: string) => this.log.info(m), warn: (m: string) => this.log.warn(m), debug: (m: string) => this.log.debug(m) },
     });
     this.computeAgent = new ComputeManager(this.bus, driver, this.log, { stateDir: join(this.config.dataDir, 'instances'), availabilityZone: this.config.compute.availabilityZone });
+    serveVolumeOps(this.bus, driver, this.computeAgent.host, this.log);
     try {
       await this.computeAgent.start();
       this.states.compute = 'ok';
@@ -226,6 +233,25 @@ export class Cloud {
       log: this.log,
     });
     await this.networkAgent.start().catch((e) => this.log.error({ err: e }, 'network agent failed to start'));
+  }
+
+  /** Block storage API (Cinder v3) at /volume, this host's volume manager, and the compute side of volumes. */
+  volume: VolumeSubsystem | null = null;
+  private async startVolume(): Promise<void> {
+    this.states.volume = 'starting';
+    const root = `${this.config.publicUrl}/volume`;
+    const images = { getImageForBoot: this.image.getImageForBoot.bind(this.image), createImageFromFile: this.image.createImageFromFile.bind(this.image), reserveImage: this.image.reserveImage.bind(this.image), deleteImage: this.image.deleteImage.bind(this.image) };
+    const host = this.computeAgent?.host ?? 'localhost';
+    const compute = { extendAttached: async (h: string, instanceId: string, volumeId: string, newBytes: number) => void (await this.bus.call(`compute-volumes.${h}`, 'extend_volume', { instanceId, volumeId, newBytes }, { timeoutMs: 120_000 })) };
+    this.volume = await startVolumeSubsystem({ database: this.database, bus: this.bus, quota: this.quota, log: this.log, dataDir: this.config.dataDir, host, availabilityZone: this.config.compute.availabilityZone, images, objectStore: this.objectStore, compute });
+    this.servers.volumes = this.conductor.volumes = new ServerVolumes(new VolumePortForCompute(this.volume.service), this.bus, this.log);
+    mountService(this.app, this.policy, { prefix: '/volume', format: 'nova', onRequest: negotiateVolumeMicroversion, routes: volumeRoutes({ volumes: this.volume.service, policy: this.policy, env: { root } }) });
+    this.app.get('/volume', async (_req, reply) => {
+      reply.code(300);
+      return { versions: [v3VersionDoc(root)] };
+    });
+    for (const type of ['volumev3', 'block-storage']) await this.identity.catalog.register(type, 'cinderv3', `${root}/v3/$(project_id)s`, this.config.region);
+    this.states.volume = 'ok';
   }
 
   private guestImage: string | null = null;
@@ -279,6 +305,7 @@ export class Cloud {
   async stop(): Promise<void> {
     for (const k of Object.keys(this.states)) this.states[k] = 'stopped';
     await this.app.close();
+    await this.volume?.manager.stop().catch((e) => this.log.error({ err: e }, 'volume manager stop failed'));
     await this.computeAgent?.stop().catch((e) => this.log.error({ err: e }, 'compute agent stop failed'));
     await this.metadataServer?.stop().catch((e) => this.log.error({ err: e }, 'metadata server stop failed'));
     await this.networkAgent?.stop().catch((e) => this.log.error({ err: e }, 'network agent stop failed'));

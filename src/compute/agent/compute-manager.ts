@@ -226,7 +226,8 @@ export class ComputeManager {
     };
     await this.driver.spawn({
       uuid: spec.instanceId, name: spec.name, vcpus: spec.vcpus, memoryMb: spec.memoryMb, rootGb: spec.rootGb,
-      imagePath: this.cacheImage(spec.imageId, spec.imagePath), imageFormat: spec.imageFormat === 'raw' ? 'raw' : 'qcow2',
+      imagePath: spec.bootVolume ? '' : this.cacheImage(spec.imageId, spec.imagePath), imageFormat: spec.imageFormat === 'raw' ? 'raw' : 'qcow2',
+      ...(spec.bootVolume ? { rootVolume: spec.bootVolume } : {}),
       ...(spec.configDrive !== false ? { configDrive: { metaData, userData: spec.userData ? Buffer.from(spec.userData, 'base64') : undefined, networkData: networkDataOf(ports) } } : {}),
       nics: ports.map((p) => ({ mac: p.mac_address, tapName: p.device, mtu: p.mtu })),
     });

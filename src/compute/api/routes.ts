@@ -120,8 +120,10 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
   const isReaderAll = (req: FastifyRequest) => allowed(policy, req, 'cloud_reader', {});
   const inst = async (req: FastifyRequest, id: string) => servers.get(id, req.auth, isReaderAll(req));
   const target = (r: InstanceRow) => ({ project_id: r.project_id, user_id: r.user_id });
-  const show = async (req: FastifyRequest, r: InstanceRow) =>
-    serverView(env, r, { detail: true, admin: isAdmin(req), fault: await servers.fault(r.id), addresses: bool(r.deleted) ? {} : addressesOf(await servers.network.instancePorts(r.id)) });
+  const show = async (req: FastifyRequest, r: InstanceRow) => ({
+    ...serverView(env, r, { detail: true, admin: isAdmin(req), fault: await servers.fault(r.id), addresses: bool(r.deleted) ? {} : addressesOf(await servers.network.instancePorts(r.id)) }),
+    ...(servers.volumes ? { 'os-extended-volumes:volumes_attached': await servers.volumes.attachedIds(r.id) } : {}),
+  });
 
   const listServers = async (req: ApiRequest<unknown, Record<string, string | undefined>>, detail: boolean) => {
     const q = req.query;
@@ -430,7 +432,8 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       target: (req) => ({ project_id: req.auth?.projectId, user_id: req.auth?.userId }),
       handler: async (req, reply) => {
         const s = req.body.server;
-        if (s.block_device_mapping_v2?.length || s.block_device_mapping) throw new ApiError(501, 'Boot from volume needs the block storage service, which is not available yet.', 'NotImplemented');
+        if ((s.block_device_mapping_v2?.length || s.block_device_mapping) && !servers.volumes) throw new ApiError(501, 'Boot from volume needs the block storage service, which is not running.', 'NotImplemented');
+        const bootVolume = (await servers.volumes?.prepareBoot(req.auth!, s as never)) ?? undefined;
         if (s.personality?.length) throw badRequest('Personality (file injection) is not supported; use user_data or a config drive.');
         const hints = req.body['os:scheduler_hints'] ?? req.body['OS-SCH-HNT:scheduler_hints'];
         const toInt = (v: number | string | undefined) => (v === undefined ? undefined : Number(v));
@@ -439,7 +442,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
           {
             name: s.name, imageRef: s.imageRef, flavorRef: String(s.flavorRef), key_name: s.key_name, user_data: s.user_data ?? undefined, metadata: s.metadata,
             availability_zone: s.availability_zone, min_count: toInt(s.min_count), max_count: toInt(s.max_count), accessIPv4: s.accessIPv4, accessIPv6: s.accessIPv6,
-            groupId: hints?.group, adminPass: s.adminPass, networks: s.networks, securityGroups: s.security_groups?.map((g) => g.name),
+            groupId: hints?.group, adminPass: s.adminPass, bootVolume, networks: s.networks, securityGroups: s.security_groups?.map((g) => g.name),
             config_drive: s.config_drive === undefined ? undefined : s.config_drive === true || (typeof s.config_drive === 'string' && ['true', 'True', '1', 'yes'].includes(s.config_drive)),
           },
           req.id,

@@ -104,6 +104,12 @@ export interface InstanceSpec {
   volumes?: VolumeAttachSpec[];
   /** Start in rescue mode (normally set later with {@link ComputeDriver.rescue}). */
   rescue?: RescueSpec;
+  /**
+   * Boot from volume: the root disk (vda) IS this volume (a qcow2 file the
+   * volume service owns), not an overlay on `imagePath` (then ignored). The
+   * instance dir only links to it, so destroying the instance never removes it.
+   */
+  rootVolume?: { volumeId: string; path: string; format: 'qcow2' };
 }
 
 export interface InstanceInfo {

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync, closeSync, statSync } from 'node:fs';
-import { appendFile, mkdir, readdir, readFile, rename, rm, statfs } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, rename, rm, statfs, symlink } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { buildConfigDrive } from './config-drive.js';
@@ -214,9 +214,12 @@ export class QemuDriver implements ComputeDriver {
       let placed = false;
       try {
         const imagePath = resolve(spec.imagePath);
-        const imageSize = await this.virtualSize(imagePath, spec.imageFormat);
-        const size = Math.max(imageSize, spec.rootGb * GIB);
-        await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', spec.imageFormat, '-b', imagePath, join(tmp, 'disk.qcow2'), String(size)]);
+        if (spec.rootVolume) await symlink(resolve(spec.rootVolume.path), join(tmp, 'disk.qcow2'));
+        else {
+          const imageSize = await this.virtualSize(imagePath, spec.imageFormat);
+          const size = Math.max(imageSize, spec.rootGb * GIB);
+          await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', spec.imageFormat, '-b', imagePath, join(tmp, 'disk.qcow2'), String(size)]);
+        }
         if (spec.configDrive) await buildConfigDrive(join(tmp, 'disk.config'), spec.configDrive);
         const record: InstanceRecord = {
           version: 1,
@@ -896,6 +899,7 @@ export class QemuDriver implements ComputeDriver {
       if (n.mtu !== undefined && !(Number.isInteger(n.mtu) && n.mtu >= 68 && n.mtu <= 65535)) bad(`bad MTU ${n.mtu}`);
     }
     for (const v of spec.volumes ?? []) this.validateVolume(v);
+    if (spec.rootVolume) this.validateVolume(spec.rootVolume);
   }
 
   private validateVolume(v: VolumeAttachSpec): void {

@@ -11,6 +11,7 @@ import type { ImagePort } from './ports.js';
 import { TASK, VM } from './states.js';
 import { sanitizeHostname } from './names.js';
 import type { RequestedNetworks } from './servers.js';
+import type { ServerVolumes } from './volumes.js';
 
 /** What the agent needs to build an instance (sent over the bus, JSON). */
 export interface BuildSpec {
@@ -35,6 +36,8 @@ export interface BuildSpec {
   securityGroups: string[];
   /** Attach a config drive (else the guest reads the metadata service). */
   configDrive: boolean;
+  /** Boot from volume: the root disk is this volume's file (see compute/service/volumes.ts). */
+  bootVolume?: { volumeId: string; path: string; format: 'qcow2' };
 }
 
 /**
@@ -46,6 +49,8 @@ export interface BuildSpec {
 export class Conductor {
   private readonly db: Kysely<ComputeTables>;
   readonly scheduler: Scheduler;
+  /** Boot volumes and volume clean-up on delete; set when the volume service runs. */
+  volumes: ServerVolumes | null = null;
   constructor(
     database: Database,
     private readonly bus: Bus,
@@ -128,7 +133,9 @@ export class Conductor {
     const flavor = JSON.parse(inst.flavor) as EmbeddedFlavor;
     try {
       if (inst.task_state === TASK.DELETING) throw new Error('deleted while scheduling');
-      const image = await this.images.getImageForBoot(ctx, inst.image_id);
+      const bootImage = inst.image_id === '' ? await this.volumes?.bootImage(instanceId) : null;
+      if (inst.image_id === '' && !bootImage) throw new Error('the server has neither an image nor a boot volume');
+      const image = bootImage ?? (await this.images.getImageForBoot(ctx, inst.image_id));
       let group: { policy: string; hosts: string[] } | undefined;
       if (inst.server_group_id) {
         const g = await this.db.selectFrom('nova_server_groups').selectAll().where('id', '=', inst.server_group_id).executeTakeFirst();
@@ -155,6 +162,7 @@ export class Conductor {
         requestedNetworks: inst.requested_networks ? (JSON.parse(inst.requested_networks) as RequestedNetworks) : [],
         securityGroups: JSON.parse(inst.security_groups ?? '[]') as string[],
         configDrive: bool(inst.config_drive),
+        ...(bootImage ? { bootVolume: await this.volumes!.connectBoot(instanceId, host) } : {}),
       };
       await this.bus.cast(`compute.${host}`, 'build', spec as unknown as Json);
     } catch (e) {
@@ -176,6 +184,7 @@ export class Conductor {
     await this.db.updateTable('nova_instances').set({ deleted: 1, vm_state: VM.DELETED, task_state: null, power_state: 0, terminated_at: now, updated_at: now }).where('id', '=', instanceId).execute();
     await this.scheduler.free(instanceId);
     await this.quota.release(inst.project_id, { instances: 1, cores: flavor.vcpus, ram: flavor.ram });
+    await this.volumes?.instanceDeleted(instanceId);
     if (actionId) await this.db.updateTable('nova_instance_actions').set({ updated_at: now }).where('id', '=', actionId).execute();
   }
 

@@ -14,6 +14,7 @@ import { sanitizeHostname } from './names.js';
 import { NetworkClient, remoteToApi } from './network.js';
 import { RemoteError } from '../../core/bus.js';
 import type { InstancePort } from '../../network/protocol.js';
+import type { PreparedBootVolume, ServerVolumes } from './volumes.js';
 
 export const COMPUTE_QUOTAS: Record<string, number> = {
   instances: 10, cores: 20, ram: 51200, key_pairs: 100, server_groups: 10, server_group_members: 10, metadata_items: 128,
@@ -37,6 +38,8 @@ export interface CreateServerInput {
   tags?: string[];
   groupId?: string;
   adminPass?: string;
+  /** Boot from volume (block_device_mapping_v2); then imageRef is not needed. */
+  bootVolume?: PreparedBootVolume;
   /** Nova's `networks`: a list of { uuid, port, fixed_ip }, or 'auto' / 'none'. Absent = the only usable network, if any. */
   networks?: unknown;
   /** Security group names (`security_groups: [{ name }]`). */
@@ -94,6 +97,8 @@ export class ServerService {
   readonly flavors: FlavorService;
   /** The network service and host agents (ports, addresses), over the bus. */
   readonly network: NetworkClient;
+  /** Server volumes (attach/detach, boot from volume); set when the volume service runs. */
+  volumes: ServerVolumes | null = null;
   constructor(
     private readonly database: Database,
     private readonly bus: Bus,
@@ -132,8 +137,8 @@ export class ServerService {
     const flavor = await this.flavors.getFor(input.flavorRef, projectId, admin).catch(() => {
       throw badRequest(`Flavor ${input.flavorRef} could not be found.`);
     });
-    if (!input.imageRef) throw badRequest('Missing imageRef attribute (boot from volume is not available yet).');
-    const image = await this.images.getImageForBoot(ctx, input.imageRef).catch((e: unknown) => {
+    if (!input.imageRef && !input.bootVolume) throw badRequest('Missing imageRef attribute');
+    const image = input.bootVolume ? input.bootVolume.image : await this.images.getImageForBoot(ctx, input.imageRef!).catch((e: unknown) => {
       if (e instanceof ApiError && e.status >= 500) throw e;
       throw badRequest(`Image ${input.imageRef} could not be found.`);
     });
@@ -225,6 +230,18 @@ export class ServerService {
     } catch (e) {
       await this.quota.rollback(reservation!);
       throw e;
+    }
+    if (input.bootVolume) {
+      try {
+        await input.bootVolume.bind(rows[0]!.id);
+      } catch (e) {
+        // nothing of the server may remain when its boot volume cannot be had
+        await input.bootVolume.unbind(rows[0]!.id).catch(() => undefined);
+        await this.db.deleteFrom('nova_instance_actions').where('instance_id', '=', rows[0]!.id).execute();
+        await this.db.deleteFrom('nova_instances').where('id', '=', rows[0]!.id).execute();
+        await this.quota.release(projectId, { instances: 1, cores: flavor.vcpus, ram: flavor.ram });
+        throw e;
+      }
     }
     for (const r of rows) await this.bus.cast('conductor', 'build', { instanceId: r.id, ctx: ctx as unknown as Json, imageId: image.id });
     return { rows, reservationId };
