@@ -420,35 +420,7 @@ export class QemuDriver implements ComputeDriver {
       const pid = await this.livePid(uuid, paths);
       if (pid !== null) {
         const qmp = await this.qmp(uuid, paths);
-        const id = volumeDeviceId(v.slot);
-        const timeoutMs = (opts.timeoutS ?? 30) * 1000;
-        const deleted = qmp.waitForEvent('DEVICE_DELETED', (ev) => ev.data?.device === id, timeoutMs);
-        deleted.catch(() => undefined);
-        let gone = false;
-        try {
-          await qmp.execute('device_del', { id });
-        } catch (e) {
-          if (e instanceof QmpError && e.errorClass === 'DeviceNotFound') gone = true;
-          else throw this.asDriverError(e, uuid);
-        }
-        if (!gone) {
-          // the guest must acknowledge the ACPI eject; poll too, in case the event was missed
-          const poll = (async (): Promise<void> => {
-            const end = Date.now() + timeoutMs;
-            while (Date.now() < end) {
-              await sleep(500);
-              const list = await qmp.execute<{ name: string }[]>('qom-list', { path: '/machine/peripheral' }).catch(() => null);
-              if (list && !list.some((p) => p.name === id)) return;
-            }
-            throw new Error('timeout');
-          })();
-          poll.catch(() => undefined);
-          try {
-            await Promise.any([deleted, poll]);
-          } catch {
-            throw new ComputeDriverError('Timeout', `guest of ${uuid} did not release volume ${volumeId} within ${timeoutMs / 1000} s; still attached`, uuid);
-          }
-        }
+        await this.unplugDevice(uuid, qmp, volumeDeviceId(v.slot), `volume ${volumeId}`, (opts.timeoutS ?? 30) * 1000);
         await qmp.execute('blockdev-del', { 'node-name': volumeNodeName(v.slot) }).catch((e: Error) => {
           if (!(e instanceof QmpError)) throw e;
           this.log.warn(`qemu: blockdev-del ${volumeNodeName(v.slot)}: ${e.message}`);
@@ -496,6 +468,38 @@ export class QemuDriver implements ComputeDriver {
     });
   }
 
+  /**
+   * Hot-unplugs device `id`: the guest must acknowledge the ACPI eject. Waits
+   * for DEVICE_DELETED, polling the peripheral list too in case the event was
+   * missed; a device already gone is fine; a guest that does not let go within
+   * `timeoutMs` is a Timeout and the device stays.
+   */
+  private async unplugDevice(uuid: string, qmp: QmpClient, id: string, what: string, timeoutMs: number): Promise<void> {
+    const deleted = qmp.waitForEvent('DEVICE_DELETED', (ev) => ev.data?.device === id, timeoutMs);
+    deleted.catch(() => undefined);
+    try {
+      await qmp.execute('device_del', { id });
+    } catch (e) {
+      if (e instanceof QmpError && e.errorClass === 'DeviceNotFound') return;
+      throw this.asDriverError(e, uuid);
+    }
+    const poll = (async (): Promise<void> => {
+      const end = Date.now() + timeoutMs;
+      while (Date.now() < end) {
+        await sleep(500);
+        const list = await qmp.execute<{ name: string }[]>('qom-list', { path: '/machine/peripheral' }).catch(() => null);
+        if (list && !list.some((p) => p.name === id)) return;
+      }
+      throw new Error('timeout');
+    })();
+    poll.catch(() => undefined);
+    try {
+      await Promise.any([deleted, poll]);
+    } catch {
+      throw new ComputeDriverError('Timeout', `guest of ${uuid} did not release ${what} within ${timeoutMs / 1000} s; still attached`, uuid);
+    }
+  }
+
   async detachInterface(uuid: string, tapName: string, opts: { timeoutS?: number } = {}): Promise<void> {
     await this.withLock(uuid, async () => {
       const { paths, record } = await this.requireRecord(uuid);
@@ -505,24 +509,7 @@ export class QemuDriver implements ComputeDriver {
       const pid = await this.livePid(uuid, paths);
       if (pid !== null) {
         const qmp = await this.qmp(uuid, paths);
-        const id = `nic${slot}`;
-        const timeoutMs = (opts.timeoutS ?? 30) * 1000;
-        const deleted = qmp.waitForEvent('DEVICE_DELETED', (ev) => ev.data?.device === id, timeoutMs);
-        deleted.catch(() => undefined);
-        let gone = false;
-        try {
-          await qmp.execute('device_del', { id });
-        } catch (e) {
-          if (e instanceof QmpError && e.errorClass === 'DeviceNotFound') gone = true;
-          else throw this.asDriverError(e, uuid);
-        }
-        if (!gone) {
-          try {
-            await deleted;
-          } catch {
-            throw new ComputeDriverError('Timeout', `guest of ${uuid} did not release NIC ${tapName} within ${timeoutMs / 1000} s; still attached`, uuid);
-          }
-        }
+        await this.unplugDevice(uuid, qmp, `nic${slot}`, `NIC ${tapName}`, (opts.timeoutS ?? 30) * 1000);
         await qmp.execute('netdev_del', { id: `net${slot}` }).catch(() => undefined);
       }
       record.spec.nics = record.spec.nics.map((n, i) => ({ ...n, slot: n.slot ?? i })).filter((n) => n.tapName !== tapName);
