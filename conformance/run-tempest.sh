@@ -18,7 +18,16 @@ ip netns add "$NETNS" && ip -n "$NETNS" link set lo up
 STRATUS_IDENTITY__ENFORCE_SCOPE=false STRATUS_IDENTITY__PASSWORD_HASH_COST=8 STRATUS_COMPUTE__ACCEL=${STRATUS_COMPUTE__ACCEL:-tcg} \
   "$ROOT/stratus" up --data-dir "$DATA" --listen 127.0.0.1:$PORT --s3-listen 127.0.0.1:$((PORT+1)) --host-netns "$NETNS" --log-level warn >"$DATA/up.out" 2>&1 &
 PID=$!
-trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; for p in $(ip netns pids "$NETNS" 2>/dev/null); do kill -9 "$p"; done; ip netns del "$NETNS" 2>/dev/null; rm -rf "$DATA"' EXIT
+cleanup() {
+  kill $PID 2>/dev/null; wait $PID 2>/dev/null
+  # the host namespace, and the router/DHCP namespaces the agent marked as its own
+  for ns in "$NETNS" $(ls "$DATA/network/netns" 2>/dev/null); do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$p"; done
+    ip netns del "$ns" 2>/dev/null
+  done
+  rm -rf "$DATA"
+}
+trap cleanup EXIT
 for _ in $(seq 1 300); do grep -q "stratus ready" "$DATA/up.out" 2>/dev/null && break; sleep 0.5; done
 grep -q "stratus ready" "$DATA/up.out" || { cat "$DATA/up.out"; exit 2; }
 # shellcheck disable=SC1091

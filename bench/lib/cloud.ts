@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
@@ -78,6 +78,17 @@ export async function startBenchCloud(env: Record<string, string> = {}, args: st
         }
       }
       execFileSync('ip', ['netns', 'del', netns]);
+      // the agent's router and DHCP namespaces (global names; it marks each one it made)
+      for (const ns of (() => { try { return readdirSync(join(dataDir, 'network', 'netns')); } catch { return []; } })()) {
+        for (const pid of execFileSync('ip', ['netns', 'pids', ns], { encoding: 'utf8' }).split(/\s+/).filter(Boolean)) {
+          try {
+            process.kill(Number(pid), 'SIGKILL');
+          } catch {
+            /* gone */
+          }
+        }
+        execFileSync('ip', ['netns', 'del', ns]);
+      }
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,5 +1,5 @@
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, readFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -93,10 +93,21 @@ export async function startCloud(opts: { dataDir?: string; port?: number; args?:
     },
     /** Removes the data plane this test created (its namespace and what lives in it) and the data dir (after stop). */
     cleanup() {
+      // The agent's router and DHCP namespaces are named globally; it marks each one it made.
+      for (const ns of agentNamespaces(dataDir)) deleteNetns(ns);
       if (hostNetns) deleteNetns(hostNetns);
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The qdhcp-/qrouter- namespaces the cloud's network agent created (its ownership markers). */
+export function agentNamespaces(dataDir: string): string[] {
+  try {
+    return readdirSync(join(dataDir, 'network', 'netns')).filter((n) => /^(qdhcp|qrouter)-[0-9a-f-]+$/.test(n));
+  } catch {
+    return [];
+  }
 }
 
 /** A fresh, uniquely named network namespace with loopback up. */
