@@ -31,6 +31,10 @@ export interface StratusConfig {
   };
   /** Where the seeded guest image is built and cached (default <data-dir>/cache/guest-image). */
   guestImageCache: string;
+  image: {
+    /** Where image data lives: `file` (<data>/images) or `object` (the object store's replicated engine). */
+    store: 'file' | 'object';
+  };
   identity: {
     tokenExpirationSeconds: number;
     /** How long after expiry a token may still be validated with allow_expired. */
@@ -68,6 +72,7 @@ export function defaultConfig(dataDir = './data'): StratusConfig {
     maxJsonBodyBytes: 1024 * 1024,
     compute: { accel: 'auto', availabilityZone: 'nova' },
     guestImageCache: '',
+    image: { store: 'file' },
     identity: {
       tokenExpirationSeconds: 3600,
       allowExpiredWindowSeconds: 172800,
@@ -139,6 +144,7 @@ export function loadConfig(flags: DeepPartial<StratusConfig> & { config?: string
   cfg = merge(cfg, rest);
   cfg.dataDir = dataDir;
   if (!cfg.guestImageCache) cfg.guestImageCache = join(dataDir, 'cache', 'guest-image');
+  if (cfg.image.store !== 'file' && cfg.image.store !== 'object') throw new Error(`image.store must be file or object, got "${String(cfg.image.store)}"`);
   if (!cfg.publicUrl) {
     const h = cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host;
     cfg.publicUrl = `http://${h === '0.0.0.0' ? '127.0.0.1' : h}:${cfg.listen.port}`;

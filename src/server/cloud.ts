@@ -29,6 +29,7 @@ import { buildGuestImage } from '../image/seed/build-guest-image.js';
 import type { AuthContext } from '../core/context.js';
 import { ImageService, imageMigrations, imagePolicies, imageRoutes } from '../image/index.js';
 import { ObjectStore } from '../object/store/index.js';
+import { ObjectImageStore } from '../image/drivers/object-store.js';
 import { hostname } from 'node:os';
 import { NetworkAgent } from '../network/agent/index.js';
 import { mountSwift, objectPolicies, type SwiftMount } from '../object/swift/index.js';
@@ -140,6 +141,7 @@ export class Cloud {
   /** Image API (Glance v2) at /image; compute reaches it in process through `imagePort`. */
   private async startImage(): Promise<void> {
     this.image = new ImageService(this.database, this.config, this.log, this.bus, this.quota, this.policy);
+    if (this.config.image.store === 'object') this.image.useStore(new ObjectImageStore(this.objectStore, join(this.config.dataDir, 'images', 'object-cache')));
     await this.image.init();
     const root = `${this.config.publicUrl}/image`;
     mountService(this.app, this.policy, { prefix: '/image', format: 'glance', routes: imageRoutes(this.image, this.policy, { root }) });

@@ -31,6 +31,8 @@ export interface ImageStore {
   delete(key: string): Promise<void>;
   /** Local file path of the object, or null for stores that are not local files. */
   path(key: string): string | null;
+  /** For stores that are not local files: a local copy made on demand (qemu-img and QEMU need files). */
+  localFile?(key: string): Promise<string>;
 }
 
 export interface PutOptions {

@@ -73,7 +73,7 @@ export interface BootImage {
 export class ImageService {
   readonly catalog: ImageCatalog;
   readonly tasks: TaskService;
-  readonly store: ImageStore & { init?: () => Promise<void> };
+  store: ImageStore & { init?: () => Promise<void> };
   /** Where `PUT /stage` puts data until it is imported. */
   readonly staging: FilesystemStore;
   private readonly running = new Set<Promise<unknown>>();
@@ -92,6 +92,16 @@ export class ImageService {
     this.store = new FilesystemStore(join(config.dataDir, 'images'));
     this.staging = new FilesystemStore(join(config.dataDir, 'images', 'staging'));
     for (const [k, v] of Object.entries(IMAGE_QUOTAS)) quota.register(k, v);
+  }
+
+  /** Keeps image data in another store (e.g. the object store); call before init(). */
+  useStore(store: ImageStore & { init?: () => Promise<void> }): void {
+    this.store = store;
+  }
+
+  /** The image's data as a local file (the store's own file, or a local copy). */
+  private async localPathOf(id: string): Promise<string | null> {
+    return this.store.path(id) ?? (this.store.localFile ? await this.store.localFile(id) : null);
   }
 
   /** Prepares the store and repairs what a crash interrupted. Call after migrations. */
@@ -324,7 +334,7 @@ export class ImageService {
   private async inspect(id: string, diskFormat: string): Promise<number | null> {
     // A raw disk is its own size (qemu would round it up to whole sectors).
     if (diskFormat === 'raw') return this.store.size(id);
-    const path = this.store.path(id);
+    const path = await this.localPathOf(id);
     if (!path) return null;
     return this.inspectFile(path, diskFormat);
   }
@@ -491,7 +501,7 @@ export class ImageService {
    */
   async getImageForBoot(ctx: AuthContext, id: string): Promise<BootImage> {
     const { image } = await this.catalog.getVisible(this.callerFor(ctx), id);
-    const path = image.store ? this.store.path(image.id) : null;
+    const path = image.store ? await this.localPathOf(image.id) : null;
     return {
       id: image.id,
       ...(image.name !== null ? { name: image.name } : {}),
