@@ -24,7 +24,7 @@ after(async () => {
 const stage = (token: string, id: string, data: Buffer, headers: Record<string, string> = {}) =>
   c.api('PUT', `/images/${id}/stage`, { token, body: data, headers: { 'content-type': 'application/octet-stream', ...headers } });
 const importImage = (token: string, id: string, body: unknown = { method: { name: 'glance-direct' } }) => c.api('POST', `/images/${id}/import`, { token, body });
-async function waitImage(id: string, want: (s: string) => boolean, ms = 30_000): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
+async function waitImage(id: string, want: (s: string) => boolean, ms = 120_000): Promise<Record<string, any>> { // eslint-disable-line @typescript-eslint/no-explicit-any
   const end = Date.now() + ms;
   for (;;) {
     const img = (await c.image(id))!;
