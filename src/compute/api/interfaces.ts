@@ -24,6 +24,10 @@ export function interfaceRoutes(d: {
   isAdmin: (req: FastifyRequest) => boolean;
 }): RouteDef<any, any, any>[] { // eslint-disable-line @typescript-eslint/no-explicit-any
   const { servers, inst, target } = d;
+  const projectGroups = async (projectId: string) => {
+    const r = (await servers.network.projectSecurityGroups(projectId)) as Array<{ id: string; name: string; description: string }>;
+    return r.map((g) => ({ id: g.id, name: g.name, description: g.description, tenant_id: projectId, rules: [] }));
+  };
   return [
     defineRoute({
       method: 'GET', url: '/servers/:id/os-interface', policy: 'os_compute_api:os-attach-interfaces:list', params: Id, errors: [404],
@@ -66,6 +70,21 @@ export function interfaceRoutes(d: {
         const r = await inst(req, req.params.id);
         await servers.detachInterface(r, req.params.port_id, d.isAdmin(req));
         reply.code(202).send();
+      },
+    }),
+    // Nova's proxy of the project's security groups (the CLI looks groups up here for server add security group)
+    defineRoute({
+      method: 'GET', url: '/os-security-groups', policy: 'os_compute_api:os-security-groups:list',
+      target: (req) => ({ project_id: req.auth?.projectId }),
+      handler: async (req) => ({ security_groups: await projectGroups(req.auth!.projectId!) }),
+    }),
+    defineRoute({
+      method: 'GET', url: '/os-security-groups/:id', policy: 'os_compute_api:os-security-groups:list', params: Id, errors: [404],
+      target: (req) => ({ project_id: req.auth?.projectId }),
+      handler: async (req) => {
+        const g = (await projectGroups(req.auth!.projectId!)).find((x) => x.id === req.params.id);
+        if (!g) throw notFound(`Security group ${req.params.id} not found.`);
+        return { security_group: g };
       },
     }),
     defineRoute({

@@ -57,6 +57,12 @@ export class NetworkClient {
     return (await this.call<{ port: InstancePort }>('network', 'attach_port', a)).port;
   }
 
+  /** The project's security groups (Nova's os-security-groups proxy). */
+  async projectSecurityGroups(projectId: string): Promise<Array<{ id: string; name: string; description: string }>> {
+    if (!(await this.available())) return [];
+    return (await this.call<{ security_groups: Array<{ id: string; name: string; description: string }> }>('network', 'project_security_groups', { project_id: projectId })).security_groups;
+  }
+
   async detach(instanceId: string, portId: string): Promise<void> {
     await this.call('network', 'detach_port', { instance_id: instanceId, port_id: portId });
   }

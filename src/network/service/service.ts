@@ -94,6 +94,9 @@ export class NetworkService {
       attach_port: wrap((a: Parameters<ComputeRpc['attach']>[0]) => this.compute.attach(a)),
       detach_port: wrap((a: { instance_id: string; port_id: string }) => this.compute.detach(a)),
       lookup_instance: wrap((a: { network_id?: string; router_id?: string; ip: string }) => this.compute.lookup(a)),
+      project_security_groups: wrap(async (a: { project_id: string }) => ({
+        security_groups: await this.ctx.db.selectFrom('neutron_security_groups').select(['id', 'name', 'description']).where('project_id', '=', a.project_id).orderBy('name').execute(),
+      })),
       update_instance_security_groups: wrap((a: { instance_id: string; project_id: string; add?: string; remove?: string }) => this.compute.updateInstanceSecurityGroups(a)),
     });
   }
