@@ -123,6 +123,8 @@ test('tenant network, two guests, a router, a floating IP and a security group',
     fip = String((await osJson<{ floating_ip_address: string }>(cloud, D, ['floating', 'ip', 'create', 'public'])).floating_ip_address);
     await osOk(cloud, D, ['server', 'add', 'floating', 'ip', 'n1', fip]);
     // the default group admits only its own members: nothing from outside yet
+    // (the association reaches the router within moments; from then on nothing from outside passes)
+    await waitFor('the floating IP to be wired', async () => inHost(['ip', 'netns', 'exec', `qrouter-${router.id}`, 'nft', 'list', 'ruleset']).out.includes(fip), 60_000);
     assert.equal(pingFromHost(fip), false, 'ICMP from outside the group is dropped by default');
     const rule = await osJson<{ id: string }>(cloud, D, ['security', 'group', 'rule', 'create', '--protocol', 'icmp', '--ingress', 'default']);
     const web = await osJson<{ id: string }>(cloud, D, ['security', 'group', 'rule', 'create', '--protocol', 'tcp', '--dst-port', '80', '--ingress', 'default']);

@@ -542,6 +542,13 @@ export class NetworkAgent {
         errors.push(`interface ${i.port_id}: ${errText(e)}`);
       }
     }
+    // NAT first: a floating IP's address must never be up on the gateway leg
+    // without its DNAT, or the router itself would answer for the guest.
+    try {
+      await this.applyNft(ns, ns, routerNatScript(r), r.gateway ? [`ip ${ROUTER_TABLE}`] : [], [`ip ${ROUTER_TABLE}`]);
+    } catch (e) {
+      errors.push(`nat: ${errText(e)}`);
+    }
     const gw = r.gateway;
     if (gw) {
       const ext = nets.get(gw.network_id);
@@ -581,11 +588,6 @@ export class NetworkAgent {
         await this.runner.ip(ns, [`-${v}`, 'route', 'replace', rt.dst, 'via', rt.via, 'proto', 'static']).catch((e) => errors.push(`route ${key}: ${errText(e)}`));
       }
       for (const [dst] of have) if (![...routes.values()].some((rt) => rt.v === v && rt.dst === dst)) await this.runner.ip(ns, [`-${v}`, 'route', 'del', dst, 'proto', 'static']).catch(() => undefined);
-    }
-    try {
-      await this.applyNft(ns, ns, routerNatScript(r), r.gateway ? [`ip ${ROUTER_TABLE}`] : [], [`ip ${ROUTER_TABLE}`]);
-    } catch (e) {
-      errors.push(`nat: ${errText(e)}`);
     }
     try {
       await this.ensureProxy(ns, 'X-Stratus-Router-Id', r.id);
