@@ -925,9 +925,9 @@ describe('regions, services, endpoints and the catalog', () => {
 
   test('a service with an endpoint appears in new tokens\' catalogs; deleting it removes it', async () => {
     ok(await call('POST', '/regions', admin, { region: { id: 'RegionCat' } }), 201);
-    const svc = ok(await call('POST', '/services', admin, { service: { type: 'volumev3', name: 'cinderv3', description: 'Block Storage' } }), 201).service;
+    const svc = ok(await call('POST', '/services', admin, { service: { type: 'dns', name: 'designate', description: 'DNS' } }), 201).service;
     assert.equal(svc.enabled, true);
-    assert.deepEqual(ok(await call('GET', '/services?type=volumev3', admin), 200).services.map((s: { id: string }) => s.id), [svc.id]);
+    assert.deepEqual(ok(await call('GET', '/services?type=dns', admin), 200).services.map((s: { id: string }) => s.id), [svc.id]);
     const ep = ok(await call('POST', '/endpoints', admin, { endpoint: { service_id: svc.id, interface: 'public', url: 'http://volume.example:8776/v3', region_id: 'RegionCat' } }), 201).endpoint;
     assert.equal(ep.region_id, 'RegionCat');
     assert.equal(ep.region, 'RegionCat');
@@ -939,21 +939,21 @@ describe('regions, services, endpoints and the catalog', () => {
 
     const demo = await c.tokenFor('demo', c.demoPassword(), 'demo');
     const cat = ok(await call('GET', '/auth/catalog', demo), 200).catalog as { id: string; type: string; name: string; endpoints: { id: string; interface: string; url: string; region: string }[] }[];
-    const vol = cat.find((s) => s.type === 'volumev3');
+    const vol = cat.find((s) => s.type === 'dns');
     assert.ok(vol, 'new service in the catalog');
-    assert.equal(vol.name, 'cinderv3');
+    assert.equal(vol.name, 'designate');
     assert.deepEqual(vol.endpoints.map((e) => `${e.interface} ${e.url} ${e.region}`).sort(), ['internal http://10.0.0.1:8776/v3 RegionCat', 'public http://volume.example:8776/v3 RegionCat']);
 
     ok(await call('PATCH', `/endpoints/${internal.id}`, admin, { endpoint: { enabled: false } }), 200);
     assert.deepEqual(ok(await call('GET', `/endpoints?service_id=${svc.id}&enabled=false`, admin), 200).endpoints.map((e: { id: string }) => e.id), [internal.id]);
     const cat2 = ok(await call('GET', '/auth/catalog', demo), 200).catalog as typeof cat;
-    assert.deepEqual(cat2.find((s) => s.type === 'volumev3')!.endpoints.map((e) => e.interface), ['public'], 'disabled endpoints leave the catalog');
+    assert.deepEqual(cat2.find((s) => s.type === 'dns')!.endpoints.map((e) => e.interface), ['public'], 'disabled endpoints leave the catalog');
 
     assert.equal((await call('DELETE', '/regions/RegionCat', admin)).status, 409, 'endpoints still refer to it');
     assert.equal((await call('DELETE', `/services/${svc.id}`, admin)).status, 204);
     assert.equal((await call('GET', `/endpoints/${ep.id}`, admin)).status, 404, 'endpoints go with their service');
     const cat3 = ok(await call('GET', '/auth/catalog', demo), 200).catalog as typeof cat;
-    assert.ok(!cat3.some((s) => s.type === 'volumev3'));
+    assert.ok(!cat3.some((s) => s.type === 'dns'));
     assert.equal((await call('DELETE', '/regions/RegionCat', admin)).status, 204);
   });
 
