@@ -200,7 +200,9 @@ test('volumes with the openstack CLI: hot-plug, data, snapshot, boot from volume
     assert.match(JSON.stringify(shown.volume_image_metadata ?? {}), /image_id/);
     const s3 = await osJson(cloud, D, ['server', 'create', '--volume', 'bv', '--flavor', 'm1.nano', '--wait', 's3']);
     assert.equal(s3.status, 'ACTIVE');
-    await consoleHas('s3', /STRATUS-GUEST-READY hostname=s3\b/);
+    await consoleHas('s3', /STRATUS-GUEST-READY hostname=s3\b/).catch(async (e) => {
+      throw new Error(`${(e as Error).message}\nconsole of s3:\n${(await openstack(cloud, D, ['console', 'log', 'show', 's3'])).stdout.slice(-3000)}`);
+    });
     assert.equal(await volStatus('bv'), 'in-use');
     const att = await osJson<{ 'Volume ID': string; Device: string }[]>(cloud, D, ['server', 'volume', 'list', 's3']).catch(() => null);
     if (att) assert.ok(att.some((a) => a.Device === '/dev/vda'));

@@ -626,10 +626,22 @@ export class NetworkAgent {
     const pid = await readPid(paths.pid);
     const argv = pid ? await processArgv(pid) : null;
     const same = !!argv && argv.length === args.length + 1 && /(^|\/)dnsmasq$/.test(argv[0]!) && args.every((a, i) => argv[i + 1] === a);
-    if (same && pid) {
+    // Leases of ports that are gone (or whose address went to another port)
+    // would make dnsmasq refuse that address to its new owner ("no address
+    // available") until they expire; dnsmasq keeps leases in memory, so it is
+    // restarted with them removed (Neutron calls dhcp_release for the same reason).
+    const wanted = new Set(net.dhcp_hosts.map((h) => `${h.mac_address.toLowerCase()} ${canonicalIp(h.ip_address)}`));
+    const leaseLines = ((await readFile(paths.leases, 'utf8').catch(() => '')) || '').split('\n').filter(Boolean);
+    const keep = leaseLines.filter((l) => {
+      const [, mac, ip] = l.split(' ');
+      return !mac || !ip || wanted.has(`${mac.toLowerCase()} ${canonicalIp(ip)}`);
+    });
+    const stale = keep.length !== leaseLines.length;
+    if (same && pid && !stale) {
       if (changed) process.kill(pid, 'SIGHUP');
     } else {
       if (pid && argv?.includes(`--pid-file=${paths.pid}`)) await terminate(pid);
+      if (stale) await writeFile(paths.leases, keep.map((l) => `${l}\n`).join(''), { mode: 0o644 });
       await rm(paths.pid, { force: true });
       await this.runner.daemonize(ns, 'dnsmasq', args);
       this.log.info({ network: net.id, ns }, 'dnsmasq started');
