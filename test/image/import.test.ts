@@ -69,8 +69,12 @@ test('raw image: stage (uploading) → import (importing) → active as qcow2, w
   writeFileSync(back, file.body);
   execFileSync('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', back, join(work, 'back.raw')]);
   assert.ok(readFileSync(join(work, 'back.raw')).equals(raw));
-  // the task
-  const tasks = await c.api('GET', `/images/${img.id}/tasks`, { token: c.demo.token });
+  // the task (it records its success just after the image turns active)
+  let tasks = await c.api('GET', `/images/${img.id}/tasks`, { token: c.demo.token });
+  for (let i = 0; i < 100 && tasks.json?.tasks?.[0]?.status === 'processing'; i++) {
+    await sleep(50);
+    tasks = await c.api('GET', `/images/${img.id}/tasks`, { token: c.demo.token });
+  }
   assert.equal(tasks.status, 200);
   assert.equal(tasks.json.tasks.length, 1);
   const t = tasks.json.tasks[0];

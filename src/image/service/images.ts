@@ -467,6 +467,9 @@ export class ImageService {
       const data = await this.store.put(image.id, createReadStream(src, { highWaterMark: 1024 * 1024 }));
       stored = true;
       const virtualSize = await this.inspect(image.id, diskFormat);
+      // The store holds the data now: the staged copy goes before the image
+      // turns active, so nobody sees an active image with data still staged.
+      await this.staging.delete(image.id).catch(() => undefined);
       const ok = await this.catalog.transition(image.id, ['importing'], 'active', {
         size: data.size, checksum: data.md5, os_hash_algo: 'sha512', os_hash_value: data.sha512, virtual_size: virtualSize, store: this.store.id, disk_format: diskFormat,
       });
@@ -474,7 +477,6 @@ export class ImageService {
       stored = false; // the image owns its data now
       if (reservation) await this.quota.commit(reservation);
       reservation = null;
-      await this.staging.delete(image.id).catch(() => undefined);
       await this.tasks.update(task.id, 'success', { message: '', result: { image_id: image.id } });
       this.event('upload', { id: image.id, size: data.size, import: 'glance-direct' });
     } catch (e) {
