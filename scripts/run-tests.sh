@@ -17,4 +17,8 @@ if [ $# -gt 0 ]; then files=("$@"); else
 fi
 [ ${#files[@]} -gt 0 ] || { echo "no test files found" >&2; exit 1; }
 mkdir -p test-artifacts
+# The whole suite also type-checks the tests and benchmarks (tsx only strips types).
+if [ $# -eq 0 ]; then
+  npx --no-install tsc -p tsconfig.check.json || { echo "type check of src/, test/ and bench/ failed" >&2; exit 1; }
+fi
 exec node --import tsx --test --test-reporter=tap --test-concurrency=1 "${files[@]}"

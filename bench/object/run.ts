@@ -7,12 +7,16 @@
  * - one 256 MiB PUT then GET on one connection: MB/s (MB = 10^6 B), next to
  *   `dd` (write with fsync, read with O_DIRECT and from the page cache) and
  *   `cp` + sync of a file of the same size on the same filesystem;
- * - a full JSON listing of a 10,000-object container (min/median of 5).
+ * - a full JSON listing of a 10,000-object container (min/median of 5);
+ * - workload `api`: the small and big workloads again, with one Node client
+ *   (bench/object/load.ts) speaking the Swift API and the S3 API, against
+ *   Stratus and against real Swift (its s3api middleware), so the S3 API is
+ *   compared with the Swift API by the same client.
  *
  * Figures only, no assertions. Run (as root, from the repository):
  *
  *   npx tsx bench/object/run.ts [--objects 1000] [--big-mib 256] [--list-count 10000]
- *                               [--no-swift] [--threadpool 16] [--json-out FILE] [--workloads small,big,list]
+ *                               [--no-swift] [--threadpool 16] [--json-out FILE] [--workloads small,big,list,api]
  *
  * It builds dist/ first (tsc). `--threadpool` sets UV_THREADPOOL_SIZE for
  * the Stratus process (0 = Node's default of 4). Real Swift needs the Debian
@@ -24,6 +28,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
+import { runLoad, s3Api, swiftApi, type LoadResult } from './load.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const ANCHORS = process.env.STRATUS_ANCHORS ?? '/work/shared/anchors';
@@ -38,7 +43,7 @@ const LIST_COUNT = Number(arg('list-count', '10000'));
 const THREADPOOL = Number(arg('threadpool', '16'));
 const WITH_SWIFT = !args.includes('--no-swift') && existsSync('/usr/bin/swift-proxy-server') && existsSync(join(ANCHORS, 'swift-up.sh'));
 const JSON_OUT = arg('json-out', '');
-const WORKLOADS = new Set(arg('workloads', 'small,big,list').split(','));
+const WORKLOADS = new Set(arg('workloads', 'small,big,list,api').split(','));
 
 async function freePort(): Promise<number> {
   return new Promise((res) => {
@@ -53,6 +58,8 @@ interface Target {
   label: string;
   url: string;
   token: string;
+  /** The same account's S3 API. */
+  s3: { endpoint: string; access: string; secret: string; region: string } | null;
 }
 
 type Row = Record<string, number | string | null>;
@@ -96,7 +103,8 @@ async function startStratus(): Promise<{ target: Target; dataDir: string; stop: 
   };
   if (THREADPOOL > 0) env['UV_THREADPOOL_SIZE'] = String(THREADPOOL);
   else delete env['UV_THREADPOOL_SIZE'];
-  const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn'], {
+  const s3Port = await freePort();
+  const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${s3Port}`, '--log-level', 'warn'], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -110,10 +118,16 @@ async function startStratus(): Promise<{ target: Target; dataDir: string; stop: 
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'demo', domain: { id: 'default' }, password } } }, scope: { project: { name: 'demo', domain: { id: 'default' } } } } }),
   });
-  const body = (await r.json()) as { token: { catalog: Array<{ type: string; endpoints: Array<{ interface: string; url: string }> }> } };
+  const body = (await r.json()) as { token: { user: { id: string }; project: { id: string }; catalog: Array<{ type: string; endpoints: Array<{ interface: string; url: string }> }> } };
   const storage = body.token.catalog.find((s) => s.type === 'object-store')!.endpoints.find((e) => e.interface === 'public')!.url;
+  const token = r.headers.get('x-subject-token')!;
+  // An EC2 credential of the same user and project, for the S3 API.
+  const made = await fetch(`${url}/identity/v3/users/${body.token.user.id}/credentials/OS-EC2`, {
+    method: 'POST', headers: { 'content-type': 'application/json', 'x-auth-token': token }, body: JSON.stringify({ tenant_id: body.token.project.id }),
+  });
+  const { credential } = (await made.json()) as { credential: { access: string; secret: string } };
   return {
-    target: { label: 'stratus', url: storage, token: r.headers.get('x-subject-token')! },
+    target: { label: 'stratus', url: storage, token, s3: { endpoint: `http://127.0.0.1:${s3Port}`, access: credential.access, secret: credential.secret, region: 'RegionOne' } },
     dataDir,
     async stop() {
       proc.kill('SIGTERM');
@@ -139,7 +153,10 @@ async function startSwift(): Promise<{ target: Target; dir: string; stop: () => 
   const envSh = readFileSync(join(dir, 'run', 'env.sh'), 'utf8');
   const get = (k: string) => new RegExp(`${k}=['"]?([^'"\\n]+)`).exec(envSh)?.[1] ?? '';
   return {
-    target: { label: 'swift', url: get('OS_STORAGE_URL'), token: get('OS_AUTH_TOKEN') },
+    target: {
+      label: 'swift', url: get('OS_STORAGE_URL'), token: get('OS_AUTH_TOKEN'),
+      s3: { endpoint: get('S3_ENDPOINT'), access: get('S3_ACCESS_KEY'), secret: get('S3_SECRET_KEY'), region: get('S3_REGION') || 'us-east-1' },
+    },
     dir,
     stop() {
       spawnSync(join(ANCHORS, 'swift-down.sh'), { env: { ...env, PURGE: '1' }, stdio: 'inherit' });
@@ -203,6 +220,35 @@ function printTable(targets: string[]) {
   console.log(lines.join('\n'));
 }
 
+/** Results of bench/object/load.ts (one Node client for both APIs), by "<target> <api>". */
+const apiResults: Record<string, LoadResult> = {};
+
+function printApiTable() {
+  const cols = Object.keys(apiResults);
+  if (!cols.length) return;
+  const lines = [`\n== Swift API and S3 API with one client (bench/object/load.ts, Node): ${cols.join(' | ')} ==`];
+  const cell = (r: { opsPerSec: number; p50ms: number; p99ms: number }) => `${r.opsPerSec.toFixed(0)} req/s p50 ${r.p50ms.toFixed(1)} p99 ${r.p99ms.toFixed(1)} ms`;
+  const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? `${((a / b) * 100).toFixed(0)}%` : '-');
+  const rows: Array<[string, (r: LoadResult) => number | null, (r: LoadResult) => string]> = [
+    ['PUT 4 KiB c=1', (r) => r.put4k.c1.opsPerSec, (r) => cell(r.put4k.c1)],
+    ['PUT 4 KiB c=32', (r) => r.put4k.c32.opsPerSec, (r) => cell(r.put4k.c32)],
+    ['GET 4 KiB c=1', (r) => r.get4k.c1.opsPerSec, (r) => cell(r.get4k.c1)],
+    ['GET 4 KiB c=32', (r) => r.get4k.c32.opsPerSec, (r) => cell(r.get4k.c32)],
+    [`PUT ${BIG_MIB} MiB`, (r) => r.bigPutMBps, (r) => (r.bigPutMBps === null ? '-' : `${r.bigPutMBps.toFixed(0)} MB/s`)],
+    [`GET ${BIG_MIB} MiB`, (r) => r.bigGetMBps, (r) => (r.bigGetMBps === null ? '-' : `${r.bigGetMBps.toFixed(0)} MB/s`)],
+  ];
+  for (const [name, val, show] of rows) {
+    const s3 = apiResults['stratus S3'];
+    const sw = apiResults['stratus Swift'];
+    const real = apiResults['swift Swift'];
+    lines.push(
+      `${name.padEnd(16)} ` + cols.map((c) => `${c}: ${show(apiResults[c]!)}`).join(' | ') +
+        `  [stratus S3/Swift ${ratio(s3 && val(s3), sw && val(sw))}` + (real ? `, stratus/swift Swift API ${sw && val(sw) && val(real) ? (val(sw)! / val(real)!).toFixed(1) + 'x' : '-'}` : '') + ']',
+    );
+  }
+  console.log(lines.join('\n'));
+}
+
 async function main() {
   console.log(`building dist/ ...`);
   execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
@@ -228,12 +274,26 @@ async function main() {
       const rows = objload(t, 'list', 32);
       for (const [op, row] of Object.entries(rows)) record(op, t.label, row);
     }
+    for (const t of WORKLOADS.has('api') ? targets : []) {
+      const apis = [swiftApi(`${t.label} Swift`, t.url, t.token), ...(t.s3 ? [s3Api(`${t.label} S3`, t.s3.endpoint, t.s3.access, t.s3.secret, t.s3.region)] : [])];
+      for (const api of apis) {
+        console.log(`one-client workloads: ${api.label} ...`);
+        try {
+          apiResults[api.label] = await runLoad(api, { smallOps: OBJECTS, bigMiB: WORKLOADS.has('big') ? BIG_MIB : 0 });
+        } catch (e) {
+          console.log(`${api.label}: failed: ${(e as Error).message}`);
+        } finally {
+          api.close();
+        }
+      }
+    }
     if (WORKLOADS.has('big')) (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
   } finally {
     swift?.stop();
     await stratus.stop();
   }
   printTable(targets.map((t) => t.label));
+  printApiTable();
 }
 
 main().catch((e) => {

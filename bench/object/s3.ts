@@ -12,15 +12,14 @@
  * 256 MiB object's PUT and GET in MB/s. Requests are signed SigV4 with
  * UNSIGNED-PAYLOAD (what boto3 does over TLS), over keep-alive connections.
  *
- * `runS3Bench()` is exported for a runner that puts several APIs side by side.
+ * bench/object/run.ts runs the same workloads (bench/object/load.ts) on the
+ * Swift and S3 APIs side by side, in one run, next to real Swift.
  */
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { S3Client } from '../../test/helpers/s3-client.js';
+import { runLoad, s3Api, type LoadResult } from './load.js';
 import { freePort } from '../lib/cloud.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -35,87 +34,13 @@ export interface S3BenchOptions {
   log?: (line: string) => void;
 }
 
-export interface OpsResult {
-  opsPerSec: number;
-  p50ms: number;
-  p99ms: number;
-}
-
-export interface S3BenchResult {
-  put4k: { c1: OpsResult; c32: OpsResult };
-  get4k: { c1: OpsResult; c32: OpsResult };
-  bigPutMBps: number;
-  bigGetMBps: number;
-}
-
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
-
-async function runOps(total: number, concurrency: number, op: (i: number) => Promise<void>): Promise<OpsResult> {
-  const lat: number[] = [];
-  let next = 0;
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        const i = next++;
-        const t = performance.now();
-        await op(i);
-        lat.push(performance.now() - t);
-      }
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
-  lat.sort((a, b) => a - b);
-  return { opsPerSec: total / secs, p50ms: pct(lat, 50), p99ms: pct(lat, 99) };
-}
-
-/** Runs the workloads against an S3 endpoint; creates and removes its own bucket. */
-export async function runS3Bench(o: S3BenchOptions): Promise<S3BenchResult> {
-  const log = o.log ?? ((l: string) => console.log(l));
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-  const s3 = new S3Client({ endpoint: o.endpoint, access: o.access, secret: o.secret, region: o.region ?? 'RegionOne', agent });
-  const bucket = `bench-${randomBytes(4).toString('hex')}`;
-  const smallOps = o.smallOps ?? 2000;
-  const bigMiB = o.bigMiB ?? 256;
-  const must = (r: { status: number; text: string }, what: string, want = 200) => {
-    if (r.status !== want) throw new Error(`${what}: ${r.status} ${r.text}`);
-  };
-  must(await s3.request('PUT', `/${bucket}`), 'create bucket');
-  const body = randomBytes(4096);
-  const fmt = (name: string, r: OpsResult) => log(`${name.padEnd(18)} ${r.opsPerSec.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(2).padStart(7)} ms   p99 ${r.p99ms.toFixed(2).padStart(7)} ms`);
+/** Runs the workloads of bench/object/load.ts against an S3 endpoint. */
+export async function runS3Bench(o: S3BenchOptions): Promise<LoadResult> {
+  const api = s3Api('S3', o.endpoint, o.access, o.secret, o.region);
   try {
-    const n1 = Math.max(100, Math.floor(smallOps / 4));
-    const put1 = await runOps(n1, 1, async (i) => must(await s3.request('PUT', `/${bucket}/c1-${i}`, { body, payload: 'unsigned', discard: true }), 'put'));
-    fmt('PUT 4 KiB c=1', put1);
-    const put32 = await runOps(smallOps, 32, async (i) => must(await s3.request('PUT', `/${bucket}/c32-${i}`, { body, payload: 'unsigned', discard: true }), 'put'));
-    fmt('PUT 4 KiB c=32', put32);
-    const get1 = await runOps(n1, 1, async (i) => must(await s3.request('GET', `/${bucket}/c1-${i}`, { discard: true }), 'get'));
-    fmt('GET 4 KiB c=1', get1);
-    const get32 = await runOps(smallOps, 32, async (i) => must(await s3.request('GET', `/${bucket}/c32-${i % smallOps}`, { discard: true }), 'get'));
-    fmt('GET 4 KiB c=32', get32);
-
-    const big = randomBytes(bigMiB * 1024 * 1024);
-    let t = performance.now();
-    must(await s3.request('PUT', `/${bucket}/big`, { body: big, payload: 'unsigned', discard: true }), 'big put');
-    const bigPutMBps = (big.length / 1e6) / ((performance.now() - t) / 1000);
-    t = performance.now();
-    must(await s3.request('GET', `/${bucket}/big`, { discard: true }), 'big get');
-    const bigGetMBps = (big.length / 1e6) / ((performance.now() - t) / 1000);
-    log(`PUT ${bigMiB} MiB         ${bigPutMBps.toFixed(0).padStart(7)} MB/s`);
-    log(`GET ${bigMiB} MiB         ${bigGetMBps.toFixed(0).padStart(7)} MB/s`);
-    return { put4k: { c1: put1, c32: put32 }, get4k: { c1: get1, c32: get32 }, bigPutMBps, bigGetMBps };
+    return await runLoad(api, { smallOps: o.smallOps ?? 2000, bigMiB: o.bigMiB ?? 256, ...(o.log ? { log: o.log } : {}) });
   } finally {
-    // Clean up: every key, then the bucket.
-    const keys: string[] = [];
-    for (let i = 0; i < Math.max(100, Math.floor(smallOps / 4)); i++) keys.push(`c1-${i}`);
-    for (let i = 0; i < smallOps; i++) keys.push(`c32-${i}`);
-    keys.push('big');
-    for (let i = 0; i < keys.length; i += 1000) {
-      const xml = `<Delete><Quiet>true</Quiet>${keys.slice(i, i + 1000).map((k) => `<Object><Key>${k}</Key></Object>`).join('')}</Delete>`;
-      await s3.request('POST', `/${bucket}`, { query: { delete: '' }, body: xml }).catch(() => undefined);
-    }
-    await s3.request('DELETE', `/${bucket}`).catch(() => undefined);
-    agent.destroy();
+    api.close();
   }
 }
 

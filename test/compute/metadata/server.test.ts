@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InProcessBus } from '../../../src/core/bus.js';
+import { InProcessBus, type Json } from '../../../src/core/bus.js';
 import { instanceMetadata, MetadataServer } from '../../../src/compute/metadata/server.js';
 import type { InstanceRow } from '../../../src/compute/store/tables.js';
 import type { InstancePort } from '../../../src/network/protocol.js';
@@ -39,7 +39,7 @@ test('answers for the instance behind the forwarded address only', async () => {
       const { ip, router_id } = a as { ip: string; router_id?: string };
       return { instance_id: ip === '10.0.0.5' && router_id === 'r1' ? row.id : null, project_id: 'p1' };
     },
-    instance_ports: () => ({ ports: [port] }),
+    instance_ports: () => ({ ports: [port] }) as unknown as Json,
   });
   const srv = new MetadataServer(fakeDb([row]), bus, '/nonexistent/unused.sock', { error: () => undefined } as never);
   const get = (path: string, headers: Record<string, string>) => srv.handle('GET', path, headers);

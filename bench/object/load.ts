@@ -1,0 +1,194 @@
+/**
+ * One load generator for both object APIs, so that the Swift API and the S3
+ * API (of Stratus, and of real Swift with its s3api middleware) are driven by
+ * the same client code and compared on equal terms: Node's http client over
+ * keep-alive connections, response bodies discarded, one in-flight request per
+ * simulated client.
+ *
+ * Workloads (the same as objload.py's): 4 KiB PUT then GET at concurrency 1
+ * and 32 (req/s, p50/p99 ms), then one big object's PUT and GET (MB/s,
+ * MB = 10^6 B). Each run uses its own container/bucket and removes it after.
+ */
+import { randomBytes } from 'node:crypto';
+import { Agent, request as httpRequest } from 'node:http';
+import { S3Client } from '../../test/helpers/s3-client.js';
+
+export interface OpsResult {
+  opsPerSec: number;
+  p50ms: number;
+  p99ms: number;
+}
+
+export interface LoadResult {
+  put4k: { c1: OpsResult; c32: OpsResult };
+  get4k: { c1: OpsResult; c32: OpsResult };
+  bigPutMBps: number | null;
+  bigGetMBps: number | null;
+}
+
+/** What a workload needs from an object API. */
+export interface ObjectApi {
+  readonly label: string;
+  createBucket(name: string): Promise<void>;
+  put(bucket: string, key: string, body: Buffer): Promise<void>;
+  get(bucket: string, key: string): Promise<void>;
+  /** Removes the given keys and then the bucket (best effort). */
+  removeAll(bucket: string, keys: string[]): Promise<void>;
+  close(): void;
+}
+
+interface Res {
+  status: number;
+  text: string;
+}
+
+function send(agent: Agent, url: URL, method: string, path: string, headers: Record<string, string>, body?: Buffer, keep = false): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: url.hostname, port: url.port, method, path, headers, agent }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => {
+        if (keep || (res.statusCode ?? 0) >= 300) parts.push(c);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function must(r: Res, what: string, ok: number[]): void {
+  if (!ok.includes(r.status)) throw new Error(`${what}: HTTP ${r.status} ${r.text.slice(0, 300)}`);
+}
+
+/** The Swift API: a storage URL (…/v1/AUTH_x) and a token. */
+export function swiftApi(label: string, storageUrl: string, token: string): ObjectApi {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const url = new URL(storageUrl);
+  const base = url.pathname.replace(/\/$/, '');
+  const enc = (s: string) => encodeURIComponent(s);
+  return {
+    label,
+    async createBucket(name) {
+      must(await send(agent, url, 'PUT', `${base}/${enc(name)}`, { 'x-auth-token': token, 'content-length': '0' }), 'create container', [201, 202]);
+    },
+    async put(b, k, body) {
+      must(await send(agent, url, 'PUT', `${base}/${enc(b)}/${enc(k)}`, { 'x-auth-token': token, 'content-length': String(body.length), 'content-type': 'application/octet-stream' }, body), 'put', [201]);
+    },
+    async get(b, k) {
+      must(await send(agent, url, 'GET', `${base}/${enc(b)}/${enc(k)}`, { 'x-auth-token': token }), 'get', [200]);
+    },
+    async removeAll(b, keys) {
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: 16 }, async () => {
+          while (next < keys.length) {
+            const k = keys[next++]!;
+            await send(agent, url, 'DELETE', `${base}/${enc(b)}/${enc(k)}`, { 'x-auth-token': token }).catch(() => undefined);
+          }
+        }),
+      );
+      await send(agent, url, 'DELETE', `${base}/${enc(b)}`, { 'x-auth-token': token }).catch(() => undefined);
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+/** The S3 API: path-style, SigV4 with UNSIGNED-PAYLOAD (what boto3 does over TLS). */
+export function s3Api(label: string, endpoint: string, access: string, secret: string, region = 'RegionOne'): ObjectApi {
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 });
+  const s3 = new S3Client({ endpoint, access, secret, region, agent });
+  return {
+    label,
+    async createBucket(name) {
+      must(await s3.request('PUT', `/${name}`), 'create bucket', [200]);
+    },
+    async put(b, k, body) {
+      must(await s3.request('PUT', `/${b}/${k}`, { body, payload: 'unsigned', discard: true }), 'put', [200]);
+    },
+    async get(b, k) {
+      must(await s3.request('GET', `/${b}/${k}`, { discard: true }), 'get', [200]);
+    },
+    async removeAll(b, keys) {
+      for (let i = 0; i < keys.length; i += 1000) {
+        const xml = `<Delete><Quiet>true</Quiet>${keys.slice(i, i + 1000).map((k) => `<Object><Key>${k}</Key></Object>`).join('')}</Delete>`;
+        await s3.request('POST', `/${b}`, { query: { delete: '' }, body: xml }).catch(() => undefined);
+      }
+      await s3.request('DELETE', `/${b}`).catch(() => undefined);
+    },
+    close: () => agent.destroy(),
+  };
+}
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
+
+export async function runOps(total: number, concurrency: number, op: (i: number) => Promise<void>): Promise<OpsResult> {
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < total) {
+        const i = next++;
+        const t = performance.now();
+        await op(i);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { opsPerSec: total / secs, p50ms: pct(lat, 50), p99ms: pct(lat, 99) };
+}
+
+export const fmtOps = (name: string, r: OpsResult) =>
+  `${name.padEnd(18)} ${r.opsPerSec.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(2).padStart(7)} ms   p99 ${r.p99ms.toFixed(2).padStart(7)} ms`;
+
+export interface LoadOptions {
+  /** 4 KiB objects at concurrency 32 (a quarter of them, at least 100, at concurrency 1). */
+  smallOps?: number;
+  /** Size of the big object in MiB; 0 skips it. */
+  bigMiB?: number;
+  log?: (line: string) => void;
+}
+
+/** Runs the workloads against one API; creates and removes its own bucket. */
+export async function runLoad(api: ObjectApi, o: LoadOptions = {}): Promise<LoadResult> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const bucket = `bench-${randomBytes(4).toString('hex')}`;
+  const smallOps = o.smallOps ?? 2000;
+  const n1 = Math.max(100, Math.floor(smallOps / 4));
+  const bigMiB = o.bigMiB ?? 256;
+  const body = randomBytes(4096);
+  const keys: string[] = [];
+  await api.createBucket(bucket);
+  try {
+    const put1 = await runOps(n1, 1, (i) => api.put(bucket, `c1-${i}`, body));
+    for (let i = 0; i < n1; i++) keys.push(`c1-${i}`);
+    log(fmtOps(`${api.label} PUT 4 KiB c=1`, put1));
+    const put32 = await runOps(smallOps, 32, (i) => api.put(bucket, `c32-${i}`, body));
+    for (let i = 0; i < smallOps; i++) keys.push(`c32-${i}`);
+    log(fmtOps(`${api.label} PUT 4 KiB c=32`, put32));
+    const get1 = await runOps(n1, 1, (i) => api.get(bucket, `c1-${i}`));
+    log(fmtOps(`${api.label} GET 4 KiB c=1`, get1));
+    const get32 = await runOps(smallOps, 32, (i) => api.get(bucket, `c32-${i}`));
+    log(fmtOps(`${api.label} GET 4 KiB c=32`, get32));
+    let bigPutMBps: number | null = null;
+    let bigGetMBps: number | null = null;
+    if (bigMiB > 0) {
+      const big = randomBytes(bigMiB * 1024 * 1024);
+      keys.push('big');
+      let t = performance.now();
+      await api.put(bucket, 'big', big);
+      bigPutMBps = big.length / 1e6 / ((performance.now() - t) / 1000);
+      t = performance.now();
+      await api.get(bucket, 'big');
+      bigGetMBps = big.length / 1e6 / ((performance.now() - t) / 1000);
+      log(`${api.label} PUT ${bigMiB} MiB`.padEnd(18) + ` ${bigPutMBps.toFixed(0).padStart(7)} MB/s`);
+      log(`${api.label} GET ${bigMiB} MiB`.padEnd(18) + ` ${bigGetMBps.toFixed(0).padStart(7)} MB/s`);
+    }
+    return { put4k: { c1: put1, c32: put32 }, get4k: { c1: get1, c32: get32 }, bigPutMBps, bigGetMBps };
+  } finally {
+    await api.removeAll(bucket, keys);
+  }
+}
