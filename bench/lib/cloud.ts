@@ -27,6 +27,9 @@ export interface BenchCloud {
   stop(): Promise<void>;
 }
 
+/** Extra node flags for the cloud process, e.g. STRATUS_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
+const nodeArgs = () => (process.env['STRATUS_BENCH_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
+
 /** Starts the built cloud (dist/) on a temp data dir for a benchmark. */
 export async function startBenchCloud(env: Record<string, string> = {}, args: string[] = []): Promise<BenchCloud> {
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-'));
@@ -37,7 +40,7 @@ export async function startBenchCloud(env: Record<string, string> = {}, args: st
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn', '--host-netns', netns, ...args], {
+  const proc = spawn(process.execPath, [...nodeArgs(), join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn', '--host-netns', netns, ...args], {
     env: { ...process.env, STRATUS_IDENTITY__PASSWORD_HASH_COST: '8', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -35,6 +35,10 @@ export interface StratusConfig {
     /** Where image data lives: `file` (<data>/images) or `object` (the object store's replicated engine). */
     store: 'file' | 'object';
   };
+  object: {
+    /** Memory for the object store's cache of small objects (MiB; 0 turns it off). */
+    smallObjectCacheMiB: number;
+  };
   identity: {
     tokenExpirationSeconds: number;
     /** How long after expiry a token may still be validated with allow_expired. */
@@ -73,6 +77,7 @@ export function defaultConfig(dataDir = './data'): StratusConfig {
     compute: { accel: 'auto', availabilityZone: 'nova' },
     guestImageCache: '',
     image: { store: 'file' },
+    object: { smallObjectCacheMiB: 64 },
     identity: {
       tokenExpirationSeconds: 3600,
       allowExpiredWindowSeconds: 172800,
@@ -145,6 +150,7 @@ export function loadConfig(flags: DeepPartial<StratusConfig> & { config?: string
   cfg.dataDir = dataDir;
   if (!cfg.guestImageCache) cfg.guestImageCache = join(dataDir, 'cache', 'guest-image');
   if (cfg.image.store !== 'file' && cfg.image.store !== 'object') throw new Error(`image.store must be file or object, got "${String(cfg.image.store)}"`);
+  if (!Number.isFinite(cfg.object.smallObjectCacheMiB) || cfg.object.smallObjectCacheMiB < 0) throw new Error('object.smallObjectCacheMiB must be a number of MiB, 0 or more');
   if (!cfg.publicUrl) {
     const h = cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host;
     cfg.publicUrl = `http://${h === '0.0.0.0' ? '127.0.0.1' : h}:${cfg.listen.port}`;

@@ -46,6 +46,7 @@ import {
 } from './validate.js';
 import { Replicator } from './replicator.js';
 import { Auditor } from './auditor.js';
+import { SmallObjectCache } from './cache.js';
 
 // ------------------------------------------------------------------ public types
 
@@ -70,6 +71,12 @@ export interface OpenOptions {
   auditIntervalMs?: number;
   /** Auditor read rate limit (bytes/s; default unlimited). */
   auditBytesPerSecond?: number;
+  /**
+   * Memory (bytes) for a cache of small objects (< 64 KiB) as written or read,
+   * keyed by version so it is never stale (see cache.ts). Default 0: off, so
+   * every read goes to the replicas (what the engine's own tests exercise).
+   */
+  smallObjectCacheBytes?: number;
   logger?: StoreLogger;
 }
 
@@ -289,6 +296,7 @@ export class ObjectStore {
   private readonly inflight = new Map<number, number>();
   private readonly deleting = new Set<number>();
   private closed = false;
+  /** @internal */ readonly cache: SmallObjectCache;
 
   private constructor(
     readonly root: string,
@@ -302,6 +310,7 @@ export class ObjectStore {
     this.reclaimAgeSeconds = opts.reclaimAgeSeconds ?? 7 * 24 * 3600;
     this.replicator = new Replicator(this);
     this.auditor = new Auditor(this, opts.auditBytesPerSecond);
+    this.cache = new SmallObjectCache(opts.smallObjectCacheBytes ?? 0, PROBE_SIZE - 1);
   }
 
   /**
@@ -319,7 +328,8 @@ export class ObjectStore {
       const log = opts.logger ?? silentLogger;
       const ringFile = join(root, 'ring.json');
       let ring: Ring;
-      if (existsSync(ringFile)) {
+      const newRing = !existsSync(ringFile);
+      if (!newRing) {
         ring = await Ring.load(ringFile, root);
       } else {
         const replicas = opts.replicas ?? 3;
@@ -353,7 +363,8 @@ export class ObjectStore {
       const fresh = !existsSync(indexFile);
       const index = new IndexDb(indexFile);
       const store = new ObjectStore(root, ring, disk, index, log, opts);
-      if (fresh && (await store.devicesHoldData())) {
+      // A ring built just now has only empty devices: nothing to rebuild from.
+      if (fresh && !newRing && (await store.devicesHoldData())) {
         log.warn({ root }, 'listing index missing: rebuilding it from the devices');
         await store.replicator.reconcileAll();
       }
@@ -798,6 +809,7 @@ export class ObjectStore {
         rec = finish(firstLen);
         const { acked } = await this.disk.writeWhole('objects', place.partition, place.hash, file, encodeSmallFile(data, rec));
         await acked;
+        if (this.cache.capacity > 0) this.cache.set(SmallObjectCache.key(place.hash, ts, null), frozenMeta(objectMeta(rec)), Buffer.from(data));
       } else {
         const sw = await this.disk.beginStream('objects', place.partition, place.hash, file);
         const crc = new BlockChecksummer();
@@ -876,6 +888,14 @@ export class ObjectStore {
     const cid = this.containerId(account, container);
     const row = this.index.getObject(cid, name);
     if (!row || row.deleted) throw new NotFoundError(`Object ${name} not found`, row?.ts);
+    const key = this.cache.capacity > 0 && row.size < PROBE_SIZE ? SmallObjectCache.key(place.hash, row.ts, row.metaTs) : null;
+    if (key) {
+      const hit = this.cache.get(key);
+      if (hit) {
+        if (hit.meta.deleteAt !== undefined && hit.meta.deleteAt <= Date.now() / 1000) throw new NotFoundError(`Object ${name} not found (expired)`);
+        return { meta: hit.meta, data: hit.data };
+      }
+    }
     const devs = this.disk.readDevices('objects', place.partition).map((d) => d.dev);
     const opened = await this.openFirst('objects', place.partition, place.hash, devs, versionOf(row.ts, 'data'), keepOpen, row.size >= PROBE_SIZE);
     if (opened) {
@@ -886,7 +906,14 @@ export class ObjectStore {
         if (m && m.f.record.kind === 'meta') overlay = m.f.record;
         else metaOk = false;
       }
-      if (metaOk) return this.finishResolve(account, container, name, opened, overlay);
+      if (metaOk) {
+        const r = this.finishResolve(account, container, name, opened, overlay);
+        if (key && r.f.data && r.f.data.length === r.meta.size) {
+          r.meta = frozenMeta(r.meta);
+          this.cache.set(key, r.meta, r.f.data);
+        }
+        return r;
+      }
       closeFdQuietly(opened.f);
     }
     return this.resolveByGather(account, container, name, place, keepOpen);
@@ -924,7 +951,7 @@ export class ObjectStore {
     name: string,
     opened: { f: OpenedFile; rest: Array<() => Promise<OpenedFile>> },
     overlay: MetaRecord | undefined,
-  ): Resolved {
+  ): OpenedVersion {
     const rec = opened.f.record;
     if (rec.kind !== 'object' || rec.account !== account || rec.container !== container || rec.name !== name) {
       closeFdQuietly(opened.f);
@@ -967,7 +994,25 @@ export class ObjectStore {
     checkContainer(container);
     checkObjectName(name);
     const place = this.ring.locate(account, container, name);
-    const { meta, f, rest } = await this.resolveObject(account, container, name, place, true);
+    const resolved = await this.resolveObject(account, container, name, place, true);
+    const { meta } = resolved;
+    if (resolved.data) {
+      if (opts.conditions) checkConditions(meta, opts.conditions);
+      const range = opts.range ? resolveRange(opts.range, meta.size) : undefined;
+      const data = resolved.data;
+      const body = range ? data.subarray(range.start, range.end + 1) : data;
+      let s: Readable | undefined;
+      return {
+        meta,
+        range,
+        length: body.length,
+        body,
+        get stream() {
+          return (s ??= toBody(body));
+        },
+      };
+    }
+    const { f, rest } = resolved;
     try {
       if (opts.conditions) checkConditions(meta, opts.conditions);
       const range = opts.range ? resolveRange(opts.range, meta.size) : undefined;
@@ -1217,10 +1262,20 @@ function closeFdQuietly(f: OpenedFile): void {
   }
 }
 
-interface Resolved {
+/** The current version of an object: an open replica, or (from the cache) its bytes. */
+interface OpenedVersion {
   meta: ObjectMeta;
   f: OpenedFile;
   rest: Array<() => Promise<OpenedFile>>;
+  data?: undefined;
+}
+type Resolved = OpenedVersion | { meta: ObjectMeta; data: Buffer; f?: undefined; rest?: undefined };
+
+/** Metadata shared through the cache must not be changed by a caller. */
+function frozenMeta(m: ObjectMeta): ObjectMeta {
+  Object.freeze(m.userMeta);
+  Object.freeze(m.sysMeta);
+  return Object.freeze(m);
 }
 
 function versionOf(ts: Timestamp, ext: Version['ext']): Version {

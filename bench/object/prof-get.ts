@@ -1,0 +1,16 @@
+import { startBenchCloud } from '../lib/cloud.js';
+import { runOps, swiftApi } from './load.js';
+import { randomBytes } from 'node:crypto';
+const c = await startBenchCloud({ UV_THREADPOOL_SIZE: '16', NODE_ENV: 'production' }, ['--no-seed']);
+const tok = await c.token('admin');
+const r = await c.api(tok, 'GET', '/identity/v3/auth/catalog');
+const ep = r.body.catalog.find((s: { type: string }) => s.type === 'object-store').endpoints.find((e: { interface: string }) => e.interface === 'public').url;
+const api = swiftApi('s', ep, tok);
+await api.createBucket('b');
+const body = randomBytes(4096);
+const N = Number(process.env.N ?? 2000);
+const which = process.env.WHICH ?? 'get';
+console.log('put', (await runOps(N, 32, (i) => api.put('b', `o${i}`, body))).opsPerSec.toFixed(0));
+if (which === 'get') for (let k = 0; k < 3; k++) console.log('get', (await runOps(N * 2, 32, (i) => api.get('b', `o${i % N}`))).opsPerSec.toFixed(0));
+api.close();
+await c.stop();
