@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs OpenStack Tempest (the shared conformance harness) against a fresh
-# Stratus on a temp data dir. Usage: conformance/run-tempest.sh [identity|...]
+# Stratus on a temp data dir.
+# Usage: conformance/run-tempest.sh [identity|image|compute|network|volume|object-storage] [--interop]
+#   --interop  runs the service's interop guideline list (../shared/conformance/lists/<service>.txt)
+#              instead of every tempest.api.<service> test
 # Keystone-legacy admin semantics are switched on for the run
 # (STRATUS_IDENTITY__ENFORCE_SCOPE=false) because Tempest's dynamic
 # credentials make a project admin and expect it to act cloud-wide.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SERVICE=${1:-identity}
+MODE=${2:-}
 HARNESS=${HARNESS:-$ROOT/../shared/conformance}
 [ -x "$HARNESS/run-tempest.sh" ] || { echo "no Tempest harness at $HARNESS" >&2; exit 2; }
 DATA=$(mktemp -d /tmp/stratus-tempest.XXXXXX)
@@ -32,5 +36,16 @@ for _ in $(seq 1 300); do grep -q "stratus ready" "$DATA/up.out" 2>/dev/null && 
 grep -q "stratus ready" "$DATA/up.out" || { cat "$DATA/up.out"; exit 2; }
 # shellcheck disable=SC1091
 . "$DATA/admin-openrc.sh"
-TEMPEST_SERVICES="$SERVICE" TEMPEST_REGEX="^tempest\\.api\\.$SERVICE" TEMPEST_EXTRA_CONF="$ROOT/conformance/tempest-extra.ini" \
+# Compute tests need the image service (and network when the cloud has it); volume tests boot servers too.
+case "$SERVICE" in
+  compute|volume) SERVICES="compute image network volume" ;;
+  network) SERVICES="network compute image" ;;
+  *) SERVICES="$SERVICE" ;;
+esac
+if [ "$MODE" = "--interop" ]; then
+  export TEMPEST_LIST="$HARNESS/lists/$SERVICE.txt"
+else
+  export TEMPEST_REGEX="^tempest\\.api\\.${SERVICE//-/_}"
+fi
+TEMPEST_SERVICES="$SERVICES" TEMPEST_EXTRA_CONF="$ROOT/conformance/tempest-extra.ini" \
   "$HARNESS/run-tempest.sh"

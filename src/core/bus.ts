@@ -42,6 +42,8 @@ export class RemoteError extends Error {
 export interface Bus {
   serve(topic: string, handlers: Record<string, RpcHandler>): () => void;
   call(topic: string, method: string, args: Json, opts?: { timeoutMs?: number }): Promise<Json>;
+  /** Whether some process serves `topic` now (a call would not fail with NoServerError). */
+  hasServer(topic: string): Promise<boolean>;
   cast(topic: string, method: string, args: Json): Promise<void>;
   publish(event: string, payload: Json): Promise<void>;
   /** `event` may end in `.*` to match a prefix. */
@@ -67,6 +69,10 @@ export class InProcessBus implements Bus {
       const i = l.indexOf(handlers);
       if (i >= 0) l.splice(i, 1);
     };
+  }
+
+  async hasServer(topic: string): Promise<boolean> {
+    return (this.servers.get(topic)?.length ?? 0) > 0;
   }
 
   private pick(topic: string): Record<string, RpcHandler> {

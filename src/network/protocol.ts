@@ -18,6 +18,7 @@
  *      allocate_for_instance AllocateRequest             -> { ports: InstancePort[] }
  *      deallocate_for_instance { instance_id, host }     -> {}
  *      instance_ports   { instance_id }                  -> { ports: InstancePort[] }
+ *      ports_of_instances { instance_ids }               -> { ports: { [instance_id]: InstancePort[] } }   (server lists: one call)
  *      attach_port      { instance_id, host, project_id, port_id? , network_id?, fixed_ip? } -> { port: InstancePort }
  *      detach_port      { instance_id, port_id }          -> {}
  *      lookup_instance  { network_id?, router_id?, ip }   -> { instance_id: string | null, project_id: string | null }
@@ -143,18 +144,6 @@ export interface AllocateRequest {
   security_groups: string[];
   /** The server's availability zone: ports get device_owner `compute:<az>` (default: the network service's zone). */
   availability_zone?: string;
-}
-
-/**
- * Failures of `network` calls reach the caller as a RemoteError whose
- * `remoteName` is `NetworkError:<status>:<NeutronType>` (for example
- * `NetworkError:409:IpAddressAlreadyAllocated`) and whose message is
- * Neutron's message, ready to show to a user.
- */
-export const networkErrorName = (status: number, type: string): string => `NetworkError:${status}:${type}`;
-export function parseNetworkError(remoteName: string): { status: number; type: string } | null {
-  const m = /^NetworkError:(\d{3}):(.+)$/.exec(remoteName);
-  return m ? { status: Number(m[1]), type: m[2]! } : null;
 }
 
 /** A port as compute needs it: to plug a NIC and to render `addresses` and network_data.json. */

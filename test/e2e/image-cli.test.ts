@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCloud, openstack, osJson, osOk, hasOpenstackCli, type RunningCloud } from '../helpers/cloud-process.js';
+import { startCloud, openstack, osJson, osOk, hasOpenstackCli, waitFor, type RunningCloud } from '../helpers/cloud-process.js';
 
 let cloud: RunningCloud;
 const A = 'stratus-admin' as const;
@@ -28,16 +28,6 @@ after(async () => {
 
 const md5File = (p: string) => createHash('md5').update(readFileSync(p)).digest('hex');
 const props = (img: Record<string, unknown>) => (img.properties ?? {}) as Record<string, unknown>;
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
-
 test('openstack CLI drives the image service', { skip, timeout: 900_000 }, async (t) => {
   // A real qcow2 with some data in it.
   const src = join(work, 'disk.qcow2');

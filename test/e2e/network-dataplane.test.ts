@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCloud, openstack, osJson, osOk, hasOpenstackCli, type RunningCloud } from '../helpers/cloud-process.js';
+import { startCloud, openstack, osJson, osOk, hasOpenstackCli, waitFor, consoleMatch, type RunningCloud } from '../helpers/cloud-process.js';
 
 const D = 'stratus-demo' as const;
 const A = 'stratus-admin' as const;
@@ -38,26 +38,7 @@ after(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 180_000, everyMs = 1500): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
-
-const consoleHas = (name: string, re: RegExp, t = 240_000) =>
-  waitFor(`${name} console ${re}`, async () => {
-    const out = await osOk(cloud, D, ['console', 'log', 'show', name]);
-    return re.exec(out) ?? undefined;
-  }, t, 2000);
+const consoleHas = (name: string, re: RegExp, t = 240_000) => consoleMatch(cloud, D, name, re, t);
 
 /** Runs a command inside the cloud's host namespace (never in the root namespace). */
 const inHost = (cmd: string[], timeoutMs = 20_000): { ok: boolean; out: string } => {
@@ -114,6 +95,11 @@ test('tenant network, two guests, a router, a floating IP and a security group',
       const shown = await osJson<{ addresses: unknown }>(cloud, D, ['server', 'show', name]);
       assert.match(JSON.stringify(shown.addresses), new RegExp(ip.replace(/\./g, '\\.')));
     }
+    // the server list shows every server's addresses (one network call) and filters by address
+    const listed = await osJson<Array<{ Name: string; Networks: unknown }>>(cloud, D, ['server', 'list', '--long']);
+    for (const [name, ip] of [['n1', '10.77.0.11'], ['n2', '10.77.0.12']]) assert.match(JSON.stringify(listed.find((x) => x.Name === name)?.Networks), new RegExp(ip!.replace(/\./g, '\\.')));
+    const byIp = await osJson<Array<{ Name: string }>>(cloud, D, ['server', 'list', '--ip', '10.77.0.12']);
+    assert.deepEqual(byIp.map((x) => x.Name), ['n2']);
     await consoleHas('n1', /PEER-PING-OK 10\.77\.0\.12/);
     await consoleHas('n2', /PEER-PING-OK 10\.77\.0\.11/);
   });

@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { startCloud, openstack, osJson, osOk, hasOpenstackCli, type RunningCloud } from '../helpers/cloud-process.js';
+import { startCloud, openstack, osJson, osOk, hasOpenstackCli, waitFor, consoleMatch, type RunningCloud } from '../helpers/cloud-process.js';
 
 const D = 'stratus-demo' as const;
 const A = 'stratus-admin' as const;
@@ -38,21 +38,6 @@ after(async () => {
   cloud.cleanup();
 });
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 180_000, everyMs = 1000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-}
-
 const volStatus = async (name: string) => String((await osJson(cloud, D, ['volume', 'show', name])).status);
 const waitVolume = (name: string, want: string, t = 120_000) =>
   waitFor(`volume ${name} ${want}`, async () => {
@@ -60,11 +45,7 @@ const waitVolume = (name: string, want: string, t = 120_000) =>
     if (s.startsWith('error') && !want.startsWith('error')) throw new Error(`volume ${name} is ${s}`);
     return s === want;
   }, t);
-const consoleHas = (name: string, re: RegExp, t = 240_000) =>
-  waitFor(`${name} console ${re}`, async () => {
-    const out = await osOk(cloud, D, ['console', 'log', 'show', name]);
-    return re.test(out) ? out : undefined;
-  }, t, 2000);
+const consoleHas = (name: string, re: RegExp, t = 240_000) => consoleMatch(cloud, D, name, re, t);
 const serverId = async (name: string) => String((await osJson(cloud, D, ['server', 'show', name])).id);
 
 /**
@@ -134,7 +115,7 @@ test('volumes with the openstack CLI: hot-plug, data, snapshot, boot from volume
     const v1 = await osJson(cloud, D, ['volume', 'show', 'v1']);
     assert.equal(v1.status, 'in-use');
     const out = await consoleHas('s1', /STRATUS-BLOCK-ADDED vdb bytes=1073741824/);
-    assert.match(out, new RegExp(`STRATUS-BLOCK-ADDED vdb bytes=1073741824 serial=${String(v1.id).slice(0, 20)}`));
+    assert.match(out.input, new RegExp(`STRATUS-BLOCK-ADDED vdb bytes=1073741824 serial=${String(v1.id).slice(0, 20)}`));
     await gexec('s1', `echo ${MARK} | dd of=/dev/vdb bs=512 count=1 conv=sync,fsync 2>/dev/null; sync`);
     const back = await gexec('s1', 'dd if=/dev/vdb bs=512 count=1 2>/dev/null | head -n1');
     assert.match(back, new RegExp(MARK));

@@ -179,4 +179,28 @@ export async function osOk(cloud: RunningCloud, who: 'stratus-admin' | 'stratus-
 }
 
 export const hasOpenstackCli = () => existsSync('/usr/bin/openstack');
+
+/**
+ * Polls `fn` until it returns something truthy (errors count as "not yet",
+ * the last one is reported on timeout).
+ */
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 180_000, everyMs = 1500): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+}
+
+/** Waits until a server's console log (`openstack console log show`) matches `re`; the match's `input` is the whole log. */
+export function consoleMatch(cloud: RunningCloud, who: 'stratus-admin' | 'stratus-demo', name: string, re: RegExp, timeoutMs = 240_000): Promise<RegExpExecArray> {
+  return waitFor(`${name} console ${re}`, async () => re.exec(await osOk(cloud, who, ['console', 'log', 'show', name])) ?? undefined, timeoutMs, 2000);
+}
 export const readSecret = (cloud: RunningCloud, name: string) => readFileSync(join(cloud.dataDir, 'secrets', name), 'utf8').trim();

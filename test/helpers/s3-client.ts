@@ -73,8 +73,12 @@ export class S3Client {
     return new S3Client({ ...this.opts, secret });
   }
 
+  private keyCache: { date: string; key: Buffer } | null = null;
+
+  /** The day's signing key (cached for the day, as the AWS SDKs do). */
   private key(date: string): Buffer {
-    return hmac(hmac(hmac(hmac('AWS4' + this.opts.secret, date), this.region), 's3'), 'aws4_request');
+    if (this.keyCache?.date !== date) this.keyCache = { date, key: hmac(hmac(hmac(hmac('AWS4' + this.opts.secret, date), this.region), 's3'), 'aws4_request') };
+    return this.keyCache.key;
   }
 
   private canonicalQuery(q: Array<[string, string]>): string {

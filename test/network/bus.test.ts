@@ -8,7 +8,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { RemoteError, type Json } from '../../src/core/bus.js';
 import type { HostNetworkState, InstancePort } from '../../src/network/protocol.js';
-import { parseNetworkError } from '../../src/network/protocol.js';
 import { startNetCloud, type NetCloud } from './helpers.js';
 
 let c: NetCloud;
@@ -108,6 +107,11 @@ test('allocate_for_instance binds ports; host state and sync casts follow', asyn
   const f = (await c.ok('POST', '/floatingips', { floatingip: { floating_network_id: pub.id, port_id: p.id } }, c.demo.token, 201)).floatingip;
   const again = (await call<{ ports: InstancePort[] }>('instance_ports', { instance_id: 'vm-1' })).ports[0]!;
   assert.deepEqual(again.fixed_ips[0]!.floating_ips, [f.floating_ip_address]);
+  // many servers' ports in one call (server lists): every id answers, with [] when it has none
+  const many = await call<{ ports: Record<string, InstancePort[]> }>('ports_of_instances', { instance_ids: ['vm-1', 'vm-none'] });
+  assert.deepEqual(Object.keys(many.ports).sort(), ['vm-1', 'vm-none']);
+  assert.deepEqual(many.ports['vm-1'], [again]);
+  assert.deepEqual(many.ports['vm-none'], []);
   await c.hostsFlush();
   const fs = syncs[syncs.length - 1]!.routers.find((r) => r.id === router.id)!.floating_ips;
   assert.deepEqual(fs.map((x) => [x.floating_ip_address, x.fixed_ip_address]), [[f.floating_ip_address, ip]]);
@@ -121,25 +125,25 @@ test('allocate errors reach compute with a status, a type and a message, and lea
     call('allocate_for_instance', { instance_id: 'vm-x', project_id: c.demo.projectId, host: 'host1', hostname: 'x', requested: [{ network_id: net.id }, { network_id: net.id, fixed_ip: '10.80.0.1' }], security_groups: [] }),
     (e: unknown) => {
       assert.ok(e instanceof RemoteError);
-      assert.deepEqual(parseNetworkError(e.remoteName), { status: 409, type: 'IpAddressAlreadyAllocated' });
+      assert.deepEqual([e.status, e.code], [409, 'IpAddressAlreadyAllocated']);
       assert.match(e.message, /10\.80\.0\.1 already allocated/);
       return true;
     },
   );
   await assert.rejects(
     call('allocate_for_instance', { instance_id: 'vm-x', project_id: c.demo.projectId, host: 'host1', hostname: 'x', requested: [{ network_id: pub.id }], security_groups: [] }),
-    (e: RemoteError) => parseNetworkError(e.remoteName)?.status === 403,
+    (e: RemoteError) => e.status === 403,
   );
   await assert.rejects(
     call('allocate_for_instance', { instance_id: 'vm-x', project_id: c.demo.projectId, host: 'host1', hostname: 'x', requested: [{ network_id: net.id }], security_groups: ['nope'] }),
-    (e: RemoteError) => parseNetworkError(e.remoteName)?.type === 'SecurityGroupNotFound',
+    (e: RemoteError) => e.code === 'SecurityGroupNotFound',
   );
   assert.deepEqual(await c.snapshot(), before);
   // two usable networks: Nova's "Multiple possible networks found"
   const second = (await c.ok('POST', '/networks', { network: { name: 'bus-net2' } }, c.demo.token, 201)).network;
   await assert.rejects(
     call('allocate_for_instance', { instance_id: 'vm-x', project_id: c.demo.projectId, host: 'host1', hostname: 'x', requested: 'auto', security_groups: [] }),
-    (e: RemoteError) => parseNetworkError(e.remoteName)?.type === 'NetworkAmbiguous' && /Multiple possible networks/.test(e.message),
+    (e: RemoteError) => e.code === 'NetworkAmbiguous' && /Multiple possible networks/.test(e.message),
   );
   assert.deepEqual(await call('allocate_for_instance', { instance_id: 'vm-x', project_id: c.demo.projectId, host: 'host1', hostname: 'x', requested: 'none', security_groups: [] }), { ports: [] });
   await c.ok('DELETE', `/networks/${second.id}`, undefined, c.demo.token, 204);
@@ -152,7 +156,7 @@ test('attach/detach and deallocate: created ports go, user ports stay unbound', 
   const b = await call<{ port: InstancePort }>('attach_port', { instance_id: 'vm-1', host: 'host1', project_id: c.demo.projectId, network_id: net.id, fixed_ip: '10.80.0.77' });
   assert.equal(b.port.fixed_ips[0]!.ip_address, '10.80.0.77');
   assert.equal((await call<{ ports: InstancePort[] }>('instance_ports', { instance_id: 'vm-1' })).ports.length, 3);
-  await assert.rejects(call('attach_port', { instance_id: 'vm-2', host: 'host1', project_id: c.demo.projectId, port_id: userPort.id }), (e: RemoteError) => parseNetworkError(e.remoteName)?.type === 'PortInUse');
+  await assert.rejects(call('attach_port', { instance_id: 'vm-2', host: 'host1', project_id: c.demo.projectId, port_id: userPort.id }), (e: RemoteError) => e.code === 'PortInUse');
   await call('detach_port', { instance_id: 'vm-1', port_id: b.port.id });
   c.expectError(await c.api('GET', `/ports/${b.port.id}`, undefined, c.demo.token), 404, 'PortNotFound');
   await call('deallocate_for_instance', { instance_id: 'vm-1', host: 'host1' });

@@ -9,6 +9,7 @@ import type { InstanceRow, EmbeddedFlavor } from '../store/tables.js';
 import { POWER, TASK, VM, powerStateOf } from '../service/states.js';
 import { NetworkClient, networkDataOf } from '../service/network.js';
 import type { InstancePort } from '../../network/protocol.js';
+import { metaDataJson } from '../metadata/metadata.js';
 
 type Args = Record<string, unknown> & { instanceId: string; actionId: string };
 
@@ -219,11 +220,10 @@ export class ComputeManager {
 
   private async spawn(spec: BuildSpec, ports: InstancePort[]): Promise<void> {
     const keys = spec.keyData ? [spec.keyData] : [];
-    const metaData = {
-      uuid: spec.instanceId, name: spec.name, hostname: spec.hostname, launch_index: spec.launchIndex, availability_zone: spec.availabilityZone,
-      project_id: spec.projectId, meta: spec.metadata, public_keys: Object.fromEntries(keys.map((k) => [k.name, k.data])),
-      keys: keys.map((k) => ({ name: k.name, type: k.type, data: k.data })), devices: [],
-    };
+    const metaData = metaDataJson({
+      uuid: spec.instanceId, name: spec.name, hostname: spec.hostname, launchIndex: spec.launchIndex, availabilityZone: spec.availabilityZone,
+      projectId: spec.projectId, meta: spec.metadata, keys: keys.map((k) => ({ name: k.name, type: k.type, data: k.data })),
+    });
     await this.driver.spawn({
       uuid: spec.instanceId, name: spec.name, vcpus: spec.vcpus, memoryMb: spec.memoryMb, rootGb: spec.rootGb,
       imagePath: spec.bootVolume ? '' : this.cacheImage(spec.imageId, spec.imagePath), imageFormat: spec.imageFormat === 'raw' ? 'raw' : 'qcow2',

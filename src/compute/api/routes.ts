@@ -15,6 +15,7 @@ import type { EmbeddedFlavor, InstanceRow } from '../store/tables.js';
 import { TASK, VM, serverStatus } from '../service/states.js';
 import { serverView, flavorView, link, type ViewEnv } from './views.js';
 import { addressesOf } from '../service/network.js';
+import type { InstancePort } from '../../network/protocol.js';
 import { hostIsUp } from '../service/scheduler.js';
 import { interfaceRoutes } from './interfaces.js';
 
@@ -120,8 +121,8 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
   const isReaderAll = (req: FastifyRequest) => allowed(policy, req, 'cloud_reader', {});
   const inst = async (req: FastifyRequest, id: string) => servers.get(id, req.auth, isReaderAll(req));
   const target = (r: InstanceRow) => ({ project_id: r.project_id, user_id: r.user_id });
-  const show = async (req: FastifyRequest, r: InstanceRow) => ({
-    ...serverView(env, r, { detail: true, admin: isAdmin(req), fault: await servers.fault(r.id), addresses: bool(r.deleted) ? {} : addressesOf(await servers.network.instancePorts(r.id)) }),
+  const show = async (req: FastifyRequest, r: InstanceRow, ports?: InstancePort[]) => ({
+    ...serverView(env, r, { detail: true, admin: isAdmin(req), fault: await servers.fault(r.id), addresses: bool(r.deleted) ? {} : addressesOf(ports ?? (await servers.network.instancePorts(r.id))) }),
     ...(servers.volumes ? { 'os-extended-volumes:volumes_attached': await servers.volumes.attachedIds(r.id) } : {}),
   });
 
@@ -162,7 +163,18 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       rows = rows.filter((r) => serverStatus(r.vm_state, r.task_state) === want);
     }
     if (q.flavor) rows = rows.filter((r) => (JSON.parse(r.flavor) as EmbeddedFlavor).id === q.flavor);
-    if (q.ip) rows = rows.filter(() => false);
+    // Addresses of every listed server with one network call (detail views and the ip filter need them).
+    let ports: Map<string, InstancePort[]> | null = null;
+    if (q.ip !== undefined) {
+      let re: RegExp;
+      try {
+        re = new RegExp(q.ip);
+      } catch {
+        throw badRequest(`Invalid regular expression in ip filter: ${q.ip}`);
+      }
+      ports = await servers.network.portsOfInstances(rows.map((r) => r.id));
+      rows = rows.filter((r) => ports!.get(r.id)!.some((p) => p.fixed_ips.some((ip) => re.test(ip.ip_address) || ip.floating_ips.some((f) => re.test(f)))));
+    }
     if (q.marker) {
       const i = rows.findIndex((r) => r.id === q.marker);
       if (i < 0) throw badRequest(`marker [${q.marker}] not found`);
@@ -173,7 +185,8 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
     const more = rows.length > limit;
     rows = rows.slice(0, limit);
     const out: unknown[] = [];
-    for (const r of rows) out.push(detail ? await show(req, r) : serverView(env, r, { detail: false, admin }));
+    if (detail && !ports) ports = await servers.network.portsOfInstances(rows.filter((r) => !bool(r.deleted)).map((r) => r.id));
+    for (const r of rows) out.push(detail ? await show(req, r, ports?.get(r.id) ?? []) : serverView(env, r, { detail: false, admin }));
     const body: Record<string, unknown> = { servers: out };
     if (more && rows.length) {
       const params = new URLSearchParams(q as Record<string, string>);

@@ -28,7 +28,8 @@ export interface InstanceMetadata {
 export const OPENSTACK_VERSIONS = ['2012-08-10', '2013-04-04', '2013-10-17', '2015-10-15', '2016-06-30', '2016-10-06', '2017-02-22', '2018-08-27', '2020-10-14', 'latest'];
 export const EC2_VERSIONS = ['1.0', '2007-01-19', '2007-03-01', '2007-08-29', '2007-10-10', '2007-12-15', '2008-02-01', '2008-09-01', '2009-04-04', 'latest'];
 
-export function metaDataJson(m: InstanceMetadata): Record<string, unknown> {
+/** meta_data.json: the metadata service and the config drive both serve this. */
+export function metaDataJson(m: Pick<InstanceMetadata, 'uuid' | 'name' | 'hostname' | 'launchIndex' | 'availabilityZone' | 'projectId' | 'meta' | 'keys'>): Record<string, unknown> {
   return {
     uuid: m.uuid, name: m.name, hostname: m.hostname, launch_index: m.launchIndex, availability_zone: m.availabilityZone, project_id: m.projectId,
     meta: m.meta, public_keys: Object.fromEntries(m.keys.map((k) => [k.name, k.data])), keys: m.keys, devices: [], random_seed: undefined,

@@ -1,6 +1,6 @@
 import { NoServerError, RemoteError, type Bus, type Json } from '../../core/bus.js';
 import { ApiError } from '../../core/errors.js';
-import { parseNetworkError, type AllocateRequest, type InstancePort } from '../../network/protocol.js';
+import type { AllocateRequest, InstancePort } from '../../network/protocol.js';
 
 /**
  * How compute reaches the network service and this host's network agent
@@ -11,14 +11,8 @@ export class NetworkClient {
   constructor(private readonly bus: Bus) {}
 
   /** True when a network service answers on the bus. */
-  async available(): Promise<boolean> {
-    try {
-      await this.bus.call('network', 'instance_ports', { instance_id: '00000000-0000-0000-0000-000000000000' }, { timeoutMs: 10_000 });
-      return true;
-    } catch (e) {
-      if (e instanceof NoServerError) return false;
-      return true;
-    }
+  available(): Promise<boolean> {
+    return this.bus.hasServer('network');
   }
 
   private async call<T>(topic: string, method: string, args: Record<string, unknown>, timeoutMs = 60_000): Promise<T> {
@@ -51,6 +45,19 @@ export class NetworkClient {
       if (e instanceof NoServerError) return [];
       throw e;
     }
+  }
+
+  /** The ports of many instances with one call; every id maps to a list ([] without a network service). */
+  async portsOfInstances(ids: string[]): Promise<Map<string, InstancePort[]>> {
+    const out = new Map<string, InstancePort[]>(ids.map((id) => [id, []]));
+    if (!ids.length) return out;
+    try {
+      const r = (await this.bus.call('network', 'ports_of_instances', { instance_ids: ids }, { timeoutMs: 30_000 })) as unknown as { ports: Record<string, InstancePort[]> };
+      for (const [id, ports] of Object.entries(r.ports)) out.set(id, ports);
+    } catch (e) {
+      if (!(e instanceof NoServerError)) throw e;
+    }
+    return out;
   }
 
   async attach(a: { instance_id: string; host: string; project_id: string; port_id?: string; network_id?: string; fixed_ip?: string }): Promise<InstancePort> {
@@ -120,7 +127,5 @@ function v4Netmask(prefix: number): string {
 
 /** A network service failure as the compute API reports it (Neutron's status and message; 5xx become 400 with the message). */
 export function remoteToApi(e: RemoteError): ApiError {
-  const ne = parseNetworkError(e.remoteName);
-  const status = ne?.status ?? e.status;
-  return new ApiError(status && status < 500 ? status : 400, e.message, ne?.type ?? e.code ?? 'BadRequest');
+  return new ApiError(e.status && e.status < 500 ? e.status : 400, e.message, e.code ?? 'BadRequest');
 }

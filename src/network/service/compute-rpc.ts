@@ -105,6 +105,22 @@ export class ComputeRpc {
     return { ports: await this.instancePorts(rows.map((r) => r.id)) };
   }
 
+  /** The ports of many instances in one call (a server list's addresses). */
+  async portsOfInstances(args: { instance_ids: string[] }): Promise<{ ports: Record<string, InstancePort[]> }> {
+    const out: Record<string, InstancePort[]> = {};
+    for (const id of args.instance_ids) out[id] = [];
+    for (let i = 0; i < args.instance_ids.length; i += 500) {
+      const chunk = args.instance_ids.slice(i, i + 500);
+      const rows = await this.ctx.db.selectFrom('neutron_ports').select(['id', 'device_id']).where('device_id', 'in', chunk).where('device_owner', 'like', 'compute:%').orderBy('created_at').orderBy('id').execute();
+      const byId = new Map((await this.instancePorts(rows.map((r) => r.id))).map((p) => [p.id, p]));
+      for (const r of rows) {
+        const p = byId.get(r.id);
+        if (p) out[r.device_id]!.push(p);
+      }
+    }
+    return { ports: out };
+  }
+
   async attach(args: { instance_id: string; host: string; project_id: string; port_id?: string; network_id?: string; fixed_ip?: string; hostname?: string; availability_zone?: string }): Promise<{ port: InstancePort }> {
     const caller: Caller = { projectId: args.project_id, userId: null, admin: false };
     let w: { port_id?: string; network_id?: string; fixed_ip?: string } = { ...(args.port_id ? { port_id: args.port_id } : {}), ...(args.network_id ? { network_id: args.network_id } : {}), ...(args.fixed_ip ? { fixed_ip: args.fixed_ip } : {}) };

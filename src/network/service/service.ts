@@ -12,7 +12,7 @@ import { Tags } from './tags.js';
 import { HostStates } from './host-state.js';
 import { ComputeRpc } from './compute-rpc.js';
 import { badRequest } from './errors.js';
-import { networkErrorName, type AllocateRequest } from '../protocol.js';
+import type { AllocateRequest } from '../protocol.js';
 
 export interface NetworkServiceOptions {
   availabilityZone?: string;
@@ -57,21 +57,11 @@ export class NetworkService {
   /** Serves the `network` topic (protocol.ts). */
   serve(): void {
     if (!this.bus) return;
+    // Errors cross the bus as RemoteError with the ApiError's status and Neutron type (code).
     const wrap =
       <A, R>(fn: (a: A) => Promise<R>) =>
-      async (a: Json): Promise<Json> => {
-        try {
-          return (await fn(a as unknown as A)) as unknown as Json;
-        } catch (e) {
-          // Compute shows these to users: keep Neutron's message, carry the status and type in the name.
-          if (e instanceof ApiError) {
-            const err = new Error(e.message);
-            err.name = networkErrorName(e.status, e.code ?? 'NetworkError');
-            throw err;
-          }
-          throw e;
-        }
-      };
+      async (a: Json): Promise<Json> =>
+        (await fn(a as unknown as A)) as unknown as Json;
     const hostArg = (a: { host?: unknown }) => {
       if (typeof a?.host !== 'string' || !a.host) throw badRequest('host is required');
       return a.host;
@@ -91,6 +81,7 @@ export class NetworkService {
       allocate_for_instance: wrap((a: AllocateRequest) => this.compute.allocate(a)),
       deallocate_for_instance: wrap((a: { instance_id: string; host?: string }) => this.compute.deallocate(a)),
       instance_ports: wrap((a: { instance_id: string }) => this.compute.ports(a)),
+      ports_of_instances: wrap((a: { instance_ids: string[] }) => this.compute.portsOfInstances(a)),
       attach_port: wrap((a: Parameters<ComputeRpc['attach']>[0]) => this.compute.attach(a)),
       detach_port: wrap((a: { instance_id: string; port_id: string }) => this.compute.detach(a)),
       lookup_instance: wrap((a: { network_id?: string; router_id?: string; ip: string }) => this.compute.lookup(a)),

@@ -1,4 +1,9 @@
 import { randomBytes } from 'node:crypto';
+
+/** Request ids: 16 upper-case hex digits, a random per-process prefix and a counter (no CSPRNG call per request). */
+const ID_PREFIX = randomBytes(4).toString('hex').toUpperCase();
+let idCounter = 0;
+const nextRequestId = (): string => ID_PREFIX + ((idCounter = (idCounter + 1) >>> 0).toString(16).toUpperCase().padStart(8, '0'));
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../core/log.js';
@@ -95,7 +100,7 @@ export class S3Server {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse, expectContinue: boolean): Promise<void> {
-    const id = randomBytes(8).toString('hex').toUpperCase();
+    const id = nextRequestId();
     const method = req.method ?? 'GET';
     const url = req.url ?? '/';
     const qi = url.indexOf('?');
