@@ -81,6 +81,8 @@ export class Identity {
     const member = await role('member');
     const reader = await role('reader');
     await role('service');
+    // Swift's reseller_admin_role (DevStack creates it too): account quotas and every account.
+    await role('ResellerAdmin');
     await this.assignments.addImplied(admin.id, member.id).catch(() => undefined);
     await this.assignments.addImplied(member.id, reader.id).catch(() => undefined);
     const adminProject = (await r.findProjectByName('admin', DEFAULT_DOMAIN_ID)) ?? (await r.createProject({ name: 'admin', domain_id: DEFAULT_DOMAIN_ID, description: 'Cloud administration' }));

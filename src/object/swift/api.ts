@@ -857,18 +857,8 @@ export class SwiftApi {
       const v = header(req, h);
       if (v !== undefined) sysMeta[h] = fromHeader(v);
     }
-    const manifest = header(req, 'x-object-manifest');
-    if (manifest !== undefined) {
-      let m: string;
-      try {
-        m = decodeURIComponent(fromHeader(manifest));
-      } catch {
-        throw new ApiError(400, 'X-Object-Manifest must be in the format container/prefix');
-      }
-      const { container: segC } = splitDloManifest(m);
-      await this.authorizeRead(ctx, segC, true);
-      sysMeta['dlo'] = m.replace(/^\/+/, '');
-    }
+    const dlo = await this.dloManifest(ctx);
+    if (dlo !== undefined) sysMeta['dlo'] = dlo;
     const deleteAt = deleteAtFrom(req);
     const etag = header(req, 'etag');
     const inm = header(req, 'if-none-match');
@@ -933,6 +923,21 @@ export class SwiftApi {
     return sendEmpty(reply, 201, { ETag: `"${built.etag}"`, 'X-Manifest-Etag': res.etag, 'Last-Modified': httpDate(res.lastModified), 'Content-Type': 'text/html; charset=UTF-8' });
   }
 
+  /** `X-Object-Manifest` (a DLO's `container/prefix`), checked and readable by the caller; undefined when absent. */
+  private async dloManifest(ctx: Ctx): Promise<string | undefined> {
+    const manifest = header(ctx.req, 'x-object-manifest');
+    if (manifest === undefined) return undefined;
+    let m: string;
+    try {
+      m = decodeURIComponent(fromHeader(manifest));
+    } catch {
+      throw new ApiError(400, 'X-Object-Manifest must be in the format container/prefix');
+    }
+    const { container: segC } = splitDloManifest(m);
+    await this.authorizeRead(ctx, segC, true);
+    return m.replace(/^\/+/, '');
+  }
+
   private async postObject(ctx: Ctx): Promise<unknown> {
     const { req, reply, t } = ctx;
     const ct = header(req, 'content-type');
@@ -942,6 +947,9 @@ export class SwiftApi {
       const v = header(req, h);
       if (v !== undefined) sysMeta[h] = fromHeader(v);
     }
+    // A POST may turn an object into a DLO (or point its manifest elsewhere), as Swift allows.
+    const dlo = await this.dloManifest(ctx);
+    if (dlo !== undefined) sysMeta['dlo'] = dlo;
     let contentType = ct ? stripSwiftBytes(fromHeader(ct)) : undefined;
     if (contentType !== undefined) {
       const cur = await this.store.headObject(t.account, t.container!, t.object!);

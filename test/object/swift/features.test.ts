@@ -61,6 +61,15 @@ test('DLO: X-Object-Manifest serves the segments in order, with ranges; the mani
   r = await c.sw('GET', `${A}/dlo/flat`, { token: T });
   assert.equal(md5(r.body), md5(whole));
   assert.equal(r.headers.get('x-object-manifest'), null);
+  // a plain object becomes a DLO by a POST of X-Object-Manifest (what Tempest's segment upload does)
+  assert.equal((await c.sw('PUT', `${A}/dlo/later`, { token: T, body: '' })).status, 201);
+  assert.equal((await c.sw('POST', `${A}/dlo/later`, { token: T, headers: { 'x-object-manifest': 'dlo_segments/big/' } })).status, 202);
+  r = await c.sw('HEAD', `${A}/dlo/later`, { token: T });
+  assert.equal(r.headers.get('x-object-manifest'), 'dlo_segments/big/');
+  assert.equal(r.headers.get('etag'), `"${md5(segs.map(md5).join(''))}"`);
+  assert.equal(r.headers.get('content-length'), String(whole.length));
+  assert.equal(md5((await c.sw('GET', `${A}/dlo/later`, { token: T })).body), md5(whole));
+  assert.equal((await c.sw('POST', `${A}/dlo/later`, { token: T, headers: { 'x-object-manifest': 'no-slash' } })).status, 400);
 });
 
 test('SLO: manifest put, GET of the whole and of ranges, manifest get (raw too), nested, delete with segments', async () => {
