@@ -10,6 +10,7 @@
  * MB = 10^6 B). Each run uses its own container/bucket and removes it after.
  */
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { Agent, request as httpRequest } from 'node:http';
 import { S3Client } from '../../test/helpers/s3-client.js';
 
@@ -24,6 +25,8 @@ export interface LoadResult {
   get4k: { c1: OpsResult; c32: OpsResult };
   bigPutMBps: number | null;
   bigGetMBps: number | null;
+  /** The big GET again with curl (a C client, so the server's rate rather than Node's), when the API offers it. */
+  bigGetCurlMBps: number | null;
 }
 
 /** What a workload needs from an object API. */
@@ -32,6 +35,8 @@ export interface ObjectApi {
   createBucket(name: string): Promise<void>;
   put(bucket: string, key: string, body: Buffer): Promise<void>;
   get(bucket: string, key: string): Promise<void>;
+  /** curl arguments (URL and auth) for a GET of the key, if this API can be driven by curl. */
+  curlArgs?(bucket: string, key: string): string[];
   /** Removes the given keys and then the bucket (best effort). */
   removeAll(bucket: string, keys: string[]): Promise<void>;
   close(): void;
@@ -78,6 +83,7 @@ export function swiftApi(label: string, storageUrl: string, token: string): Obje
     async get(b, k) {
       must(await send(agent, url, 'GET', `${base}/${enc(b)}/${enc(k)}`, { 'x-auth-token': token }), 'get', [200]);
     },
+    curlArgs: (b, k) => ['-H', `X-Auth-Token: ${token}`, `${url.origin}${base}/${enc(b)}/${enc(k)}`],
     async removeAll(b, keys) {
       let next = 0;
       await Promise.all(
@@ -175,6 +181,7 @@ export async function runLoad(api: ObjectApi, o: LoadOptions = {}): Promise<Load
     log(fmtOps(`${api.label} GET 4 KiB c=32`, get32));
     let bigPutMBps: number | null = null;
     let bigGetMBps: number | null = null;
+    let bigGetCurlMBps: number | null = null;
     if (bigMiB > 0) {
       const big = randomBytes(bigMiB * 1024 * 1024);
       keys.push('big');
@@ -186,8 +193,17 @@ export async function runLoad(api: ObjectApi, o: LoadOptions = {}): Promise<Load
       bigGetMBps = big.length / 1e6 / ((performance.now() - t) / 1000);
       log(`${api.label} PUT ${bigMiB} MiB`.padEnd(18) + ` ${bigPutMBps.toFixed(0).padStart(7)} MB/s`);
       log(`${api.label} GET ${bigMiB} MiB`.padEnd(18) + ` ${bigGetMBps.toFixed(0).padStart(7)} MB/s`);
+      const curl = api.curlArgs?.(bucket, 'big');
+      if (curl) {
+        const r = spawnSync('curl', ['-sf', '-o', '/dev/null', '-w', '%{size_download} %{time_total}', ...curl], { encoding: 'utf8' });
+        const [size, secs] = r.stdout.split(' ').map(Number);
+        if (r.status === 0 && size === big.length && secs) {
+          bigGetCurlMBps = size / 1e6 / secs;
+          log(`${api.label} GET ${bigMiB} MiB (curl)`.padEnd(18) + ` ${bigGetCurlMBps.toFixed(0).padStart(7)} MB/s`);
+        }
+      }
     }
-    return { put4k: { c1: put1, c32: put32 }, get4k: { c1: get1, c32: get32 }, bigPutMBps, bigGetMBps };
+    return { put4k: { c1: put1, c32: put32 }, get4k: { c1: get1, c32: get32 }, bigPutMBps, bigGetMBps, bigGetCurlMBps };
   } finally {
     await api.removeAll(bucket, keys);
   }

@@ -236,6 +236,7 @@ function printApiTable() {
     ['GET 4 KiB c=32', (r) => r.get4k.c32.opsPerSec, (r) => cell(r.get4k.c32)],
     [`PUT ${BIG_MIB} MiB`, (r) => r.bigPutMBps, (r) => (r.bigPutMBps === null ? '-' : `${r.bigPutMBps.toFixed(0)} MB/s`)],
     [`GET ${BIG_MIB} MiB`, (r) => r.bigGetMBps, (r) => (r.bigGetMBps === null ? '-' : `${r.bigGetMBps.toFixed(0)} MB/s`)],
+    [`GET ${BIG_MIB} MiB curl`, (r) => r.bigGetCurlMBps, (r) => (r.bigGetCurlMBps === null ? '-' : `${r.bigGetCurlMBps.toFixed(0)} MB/s`)],
   ];
   for (const [name, val, show] of rows) {
     const s3 = apiResults['stratus S3'];

@@ -423,6 +423,11 @@ export class ObjectStore {
     }
   }
 
+  /** False once close() has begun. */
+  get isOpen(): boolean {
+    return !this.closed;
+  }
+
   private checkOpen(): void {
     if (this.closed) throw new Error('object store is closed');
   }

@@ -451,7 +451,7 @@ export class SwiftApi {
           if (meta['quota-bytes'] !== '' && !/^\d+$/.test(meta['quota-bytes']!)) throw new ApiError(400, 'Invalid quota value');
         }
         await this.store.putAccount(t.account, { userMeta: meta });
-        return sendEmpty(reply, 204);
+        return sendEmpty(reply, 204, { 'Content-Type': 'text/html; charset=UTF-8' });
       }
       case 'PUT':
       case 'DELETE':

@@ -53,8 +53,10 @@ export function metaFromHeaders(req: FastifyRequest, kind: 'object' | 'container
   const out: Record<string, string> = {};
   const pre = `x-${kind}-meta-`;
   const rem = `x-remove-${kind}-meta-`;
-  for (const [k, v] of Object.entries(req.headers)) {
+  for (const [name, v] of Object.entries(req.headers)) {
     if (v === undefined) continue;
+    // As behind Swift's WSGI server, underscores in header names count as hyphens.
+    const k = name.includes('_') ? name.replace(/_/g, '-') : name;
     const val = Array.isArray(v) ? v.join(',') : v;
     if (k.startsWith(pre)) out[k.slice(pre.length)] = fromHeader(val.trim());
     else if (withRemovals && k.startsWith(rem)) out[k.slice(rem.length)] = '';

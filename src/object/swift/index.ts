@@ -6,10 +6,10 @@
  * swift.startExpirer(30_000);
  * ```
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { SwiftApi, type SwiftApiOptions } from './api.js';
 import { ApiError } from '../../core/errors.js';
-import { errorBody } from './http.js';
+import { errorBody, transId } from './http.js';
 
 export { SwiftApi, type SwiftApiOptions } from './api.js';
 export { objectPolicies } from './policies.js';
@@ -37,6 +37,14 @@ export function mountSwift(app: FastifyInstance, opts: SwiftApiOptions): SwiftMo
   const info = async () => api.info();
   app.get('/info', info);
   app.get(`${opts.prefix}/info`, info);
+  // Swift's healthcheck middleware: 200 "OK" while the store is open (load balancers probe it).
+  const health = async (req: FastifyRequest, reply: FastifyReply) => {
+    reply.header('X-Trans-Id', transId(req)).header('Content-Type', 'text/plain');
+    if (!opts.store.isOpen) return reply.code(503).send('DISABLED');
+    return reply.send('OK');
+  };
+  app.get('/healthcheck', health);
+  app.get(`${opts.prefix}/healthcheck`, health);
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', (_req, _payload, done) => done(null, undefined));

@@ -33,6 +33,27 @@ test('/info advertises the supported middleware, at the root and under /object',
   }
 });
 
+test('healthcheck answers OK (with a transaction id), at the root and under /object', async () => {
+  for (const p of ['/healthcheck', '/object/healthcheck']) {
+    const r = await c.sw('GET', p);
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'OK');
+    assert.match(r.headers.get('x-trans-id') ?? '', /^tx/);
+    assert.match(r.headers.get('content-type') ?? '', /^text\/plain/);
+  }
+});
+
+test('underscores in metadata header names count as hyphens (as behind Swift\'s WSGI server)', async () => {
+  assert.equal((await c.sw('PUT', `${A}/underscores`, { token: T, headers: { 'X-Container-Meta-test_container_meta': 'Meta1' } })).status, 201);
+  const r = await c.sw('HEAD', `${A}/underscores`, { token: T });
+  assert.equal(r.headers.get('x-container-meta-test-container-meta'), 'Meta1');
+  const post = await c.sw('POST', A, { token: T, headers: { 'X-Account-Meta-some_key': 'v' } });
+  assert.equal(post.status, 204);
+  assert.match(post.headers.get('content-type') ?? '', /^text\/html/, 'an account POST names its (empty) body type, as Swift');
+  assert.equal((await c.sw('HEAD', A, { token: T })).headers.get('x-account-meta-some-key'), 'v');
+  await c.sw('DELETE', `${A}/underscores`, { token: T });
+});
+
 test('the catalog names the object-store endpoint of the token project', async () => {
   const r = await c.inject('POST', '/identity/v3/auth/tokens', {
     body: { auth: { identity: { methods: ['token'], token: { id: T } }, scope: { project: { id: c.demo.projectId } } } },
