@@ -737,7 +737,7 @@ export class ObjectStore {
     checkAccount(account);
     checkContainer(container);
     checkObjectName(name);
-    const userMeta = normalizeUserMeta(opts.userMeta);
+    const userMeta = normalizeUserMeta(opts.userMeta, true);
     const sysMeta = normalizeSysMeta(opts.sysMeta);
     const contentType = opts.contentType || 'application/octet-stream';
     if (Buffer.byteLength(contentType) > LIMITS.maxContentTypeBytes || /[\r\n]/.test(contentType)) throw new BadRequestError('Invalid Content-Type');
@@ -1068,7 +1068,7 @@ export class ObjectStore {
     checkAccount(account);
     checkContainer(container);
     checkObjectName(name);
-    const userMeta = normalizeUserMeta(opts.userMeta);
+    const userMeta = normalizeUserMeta(opts.userMeta, true);
     if (opts.deleteAt !== undefined && opts.deleteAt !== null && (!Number.isInteger(opts.deleteAt) || opts.deleteAt <= Date.now() / 1000)) {
       throw new BadRequestError('X-Delete-At in past');
     }
@@ -1149,7 +1149,7 @@ export class ObjectStore {
     try {
       return await this.putObject(dst.account, dst.container, dst.name, r.body ?? r.stream, {
         contentType: opts.contentType ?? m.contentType,
-        userMeta: opts.freshMetadata ? (opts.userMeta ?? {}) : { ...m.userMeta, ...normalizeUserMeta(opts.userMeta) },
+        userMeta: opts.freshMetadata ? (opts.userMeta ?? {}) : { ...m.userMeta, ...normalizeUserMeta(opts.userMeta, true) },
         sysMeta: { ...m.sysMeta, ...normalizeSysMeta(opts.sysMeta) },
         deleteAt: opts.deleteAt,
         expectedEtag: m.etag,

@@ -1054,7 +1054,9 @@ export class SwiftApi {
         ...(cond ? { sourceConditions: cond } : {}),
       });
     }
+    // As Swift's copy middleware: the response carries the new object's metadata.
     return sendEmpty(reply, 201, {
+      ...metaHeaders('Object', fresh ? userMeta : { ...srcMeta.userMeta, ...userMeta }),
       ETag: res.etag,
       'Last-Modified': httpDate(res.lastModified),
       'X-Copied-From': toHeader(encodeURI(`${src.container}/${src.object}`)),

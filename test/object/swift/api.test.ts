@@ -308,3 +308,20 @@ test('bad input: 413 on a declared size over 5 GiB, 411 without length, long nam
   assert.equal((await c.sw('PUT', `${C}/da`, { token: T, body: 'x', headers: { 'x-delete-after': 'soon' } })).status, 400);
   assert.equal((await c.sw('GET', `${C}?format=json`, { token: T })).text, '[]', 'nothing half-written is listed');
 });
+
+test('object metadata keeps empty values; a copy answers with the new object\'s metadata', async () => {
+  await c.sw('PUT', `${A}/emptymeta`, { token: T });
+  assert.equal((await c.sw('PUT', `${A}/emptymeta/o`, { token: T, body: 'x', headers: { 'x-object-meta-blank': '', 'x-object-meta-src': 'v' } })).status, 201);
+  let r = await c.sw('HEAD', `${A}/emptymeta/o`, { token: T });
+  assert.equal(r.headers.get('x-object-meta-blank'), '');
+  assert.equal(r.headers.get('x-object-meta-src'), 'v');
+  r = await c.sw('COPY', `${A}/emptymeta/o`, { token: T, headers: { destination: 'emptymeta/o2', 'x-object-meta-added': 'a' } });
+  assert.equal(r.status, 201);
+  assert.equal(r.headers.get('x-object-meta-added'), 'a');
+  assert.equal(r.headers.get('x-object-meta-src'), 'v');
+  assert.equal(r.headers.get('x-object-meta-blank'), '');
+  assert.equal((await c.sw('POST', `${A}/emptymeta/o2`, { token: T, headers: { 'x-object-meta-k': '' } })).status, 202);
+  r = await c.sw('HEAD', `${A}/emptymeta/o2`, { token: T });
+  assert.equal(r.headers.get('x-object-meta-k'), '');
+  assert.equal(r.headers.get('x-object-meta-src'), null, 'a POST replaces the user metadata');
+});
