@@ -410,6 +410,7 @@ describe('limits and quota sets', () => {
     assert.deepEqual(r.json.quota_set, {
       id: c.demo.projectId, instances: 10, cores: 20, ram: 51200, server_groups: 10, server_group_members: 10, metadata_items: 128,
       injected_files: 5, injected_file_content_bytes: 10240, injected_file_path_bytes: 255, key_pairs: 100,
+      floating_ips: 10, fixed_ips: -1, security_groups: 10, security_group_rules: 20, // Nova 2.1's deprecated network quotas
     });
     assert.equal((await c.api('GET', `/os-quota-sets/${c.demo.projectId}`, { token: other.token })).status, 403);
     const d = await c.api('GET', `/os-quota-sets/${c.demo.projectId}/defaults`, { token: c.demo.token });

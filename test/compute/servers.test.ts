@@ -253,6 +253,21 @@ describe('update, metadata, delete', () => {
     assert.equal((await c.api('PUT', `/servers/${id}`, { token: c.demo.token, body: { server: { name: '' } } })).status, 400);
     assert.equal((await c.api('PUT', `/servers/${id}`, { token: c.demo.token, body: { server: { flavorRef: '1' } } })).status, 400);
     assert.equal((await c.api('PUT', `/servers/${id}`, { token: c.demo.token, body: { name: 'x' } })).status, 400);
+    // the update response is Nova's basic view
+    assert.equal(r.json.server['OS-EXT-STS:vm_state'], undefined);
+    assert.equal(r.json.server.key_name, undefined);
+    assert.equal(r.json.server.security_groups, undefined);
+    // access addresses: validated, IPv6 in its canonical short form
+    const v6 = await c.api('PUT', `/servers/${id}`, { token: c.demo.token, body: { server: { accessIPv6: '0000:0000:0000:0000:0000:babe:220.12.22.2' } } });
+    assert.equal(v6.status, 200, v6.text);
+    assert.equal(v6.json.server.accessIPv6, '::babe:dc0c:1602');
+    for (const bad of [{ accessIPv6: 'notvalid' }, { accessIPv4: '1.2.3' }]) {
+      assert.equal((await c.api('PUT', `/servers/${id}`, { token: c.demo.token, body: { server: bad } })).status, 400, JSON.stringify(bad));
+    }
+    assert.equal((await c.server(id, c.demo.token)).accessIPv6, '::babe:dc0c:1602', 'a refused update changes nothing');
+    // changes-since takes ISO 8601 only
+    assert.equal((await c.api('GET', '/servers?changes-since=2011/01/01', { token: c.demo.token })).status, 400);
+    assert.equal((await c.api('GET', '/servers?changes-since=2011-01-01T00:00:00Z', { token: c.demo.token })).status, 200);
   });
 
   test('metadata: list, merge (POST), replace (PUT), show/set/delete one key, quota of items', async () => {

@@ -232,6 +232,11 @@ test('security groups and rules: default group, validation, duplicates', async (
   const rules = dflt.security_group_rules.map((r: Record<string, unknown>) => `${r.direction}/${r.ethertype}/${r.remote_group_id === dflt.id ? 'self' : String(r.remote_group_id)}`).sort();
   assert.deepEqual(rules, ['egress/IPv4/null', 'egress/IPv6/null', 'ingress/IPv4/self', 'ingress/IPv6/self']);
   c.expectError(await c.api('DELETE', `/security-groups/${dflt.id}`, undefined, c.demo.token), 409, 'SecurityGroupCannotRemoveDefault');
+  // an admin may remove a default group no port uses (Tempest's credential cleanup does)
+  const adminDefault = (await c.ok('GET', '/security-groups?name=default', undefined, c.admin.token, 200)).security_groups.find((x: { project_id: string }) => x.project_id === c.admin.projectId);
+  assert.ok(adminDefault, 'the admin project has its default group');
+  assert.equal((await c.api('DELETE', `/security-groups/${adminDefault.id}`, undefined, c.admin.token)).status, 204);
+  assert.equal((await c.api('GET', `/security-groups/${adminDefault.id}`, undefined, c.admin.token)).status, 404);
   const g = (await c.ok('POST', '/security-groups', { security_group: { name: 'web', description: 'w' } }, c.demo.token, 201)).security_group;
   assert.equal(g.security_group_rules.length, 2, 'egress rules');
   const rule = (await c.ok('POST', '/security-group-rules', { security_group_rule: { security_group_id: g.id, direction: 'ingress', protocol: 'tcp', port_range_min: 80, port_range_max: 80, remote_ip_prefix: '0.0.0.0/0' } }, c.demo.token, 201)).security_group_rule;

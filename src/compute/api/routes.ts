@@ -18,6 +18,31 @@ import { addressesOf } from '../service/network.js';
 import type { InstancePort } from '../../network/protocol.js';
 import { hostIsUp } from '../service/scheduler.js';
 import { interfaceRoutes } from './interfaces.js';
+import { isIPv4, isIPv6 } from 'node:net';
+
+/** Nova's deprecated proxies of network quotas (the same figures os-limits shows). */
+const LEGACY_NETWORK_QUOTAS: Record<string, number> = { floating_ips: 10, fixed_ips: -1, security_groups: 10, security_group_rules: 20 };
+
+/** The server view of an update response: Nova leaves out the extension attributes there. */
+function updateView(v: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (k.startsWith('OS-EXT-') || k.startsWith('OS-SRV-USG:') || k.startsWith('os-extended-volumes:') || ['config_drive', 'key_name', 'security_groups'].includes(k)) continue;
+    out[k] = x;
+  }
+  return out;
+}
+
+/** accessIPv4/accessIPv6: '' or a valid address (IPv6 in its canonical short form, as Nova stores it); else 400. */
+function accessIp(v: string | undefined, version: 4 | 6): string | undefined {
+  if (v === undefined || v === '') return v;
+  if (version === 4) {
+    if (!isIPv4(v)) throw badRequest(`Invalid input for field/attribute accessIPv4. Value: ${v}. '${v}' is not a 'ipv4'`);
+    return v;
+  }
+  if (!isIPv6(v)) throw badRequest(`Invalid input for field/attribute accessIPv6. Value: ${v}. '${v}' is not a 'ipv6'`);
+  return new URL(`http://[${v}]/`).hostname.slice(1, -1);
+}
 
 /** The highest compute microversion whose behaviour Stratus implements fully. */
 export const MAX_MICROVERSION = '2.1';
@@ -136,8 +161,9 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
     if (project) query = query.where('project_id', '=', project);
     const deletedFilter = q.deleted !== undefined && admin && /^(1|true)$/i.test(q.deleted);
     if (q['changes-since']) {
-      const since = Date.parse(q['changes-since']);
-      if (Number.isNaN(since)) throw badRequest(`Invalid filter field: changes-since.`);
+      const cs = q['changes-since'];
+      const since = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(cs) ? Date.parse(cs) : NaN;
+      if (Number.isNaN(since)) throw badRequest(`Invalid input for query parameters changes-since. Value: ${cs}. '${cs}' is not a 'date-time'`);
       query = query.where('updated_at', '>=', since);
     } else query = query.where('deleted', '=', deletedFilter ? 1 : 0);
     if (q.image) query = query.where('image_id', '=', q.image);
@@ -423,6 +449,8 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
     for (const k of res) out[k] = detail ? { limit: u[k]!.limit, in_use: u[k]!.in_use, reserved: u[k]!.reserved } : u[k]!.limit;
     const kp = await quota.limits(projectId, ['key_pairs']);
     out.key_pairs = detail ? { limit: kp.key_pairs, in_use: 0, reserved: 0 } : kp.key_pairs;
+    // Below microversion 2.36 Nova also shows its deprecated network quotas (the network service enforces the real ones).
+    for (const [k, v] of Object.entries(LEGACY_NETWORK_QUOTAS)) out[k] = detail ? { limit: v, in_use: 0, reserved: 0 } : v;
     return out;
   };
 
@@ -454,7 +482,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
           req.auth!,
           {
             name: s.name, imageRef: s.imageRef, flavorRef: String(s.flavorRef), key_name: s.key_name, user_data: s.user_data ?? undefined, metadata: s.metadata,
-            availability_zone: s.availability_zone, min_count: toInt(s.min_count), max_count: toInt(s.max_count), accessIPv4: s.accessIPv4, accessIPv6: s.accessIPv6,
+            availability_zone: s.availability_zone, min_count: toInt(s.min_count), max_count: toInt(s.max_count), accessIPv4: accessIp(s.accessIPv4, 4), accessIPv6: accessIp(s.accessIPv6, 6),
             groupId: hints?.group, adminPass: s.adminPass, bootVolume, networks: s.networks, securityGroups: s.security_groups?.map((g) => g.name),
             config_drive: s.config_drive === undefined ? undefined : s.config_drive === true || (typeof s.config_drive === 'string' && ['true', 'True', '1', 'yes'].includes(s.config_drive)),
           },
@@ -481,8 +509,11 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       target: async (req) => target(await inst(req, req.params.id)),
       handler: async (req) => {
         const r = await inst(req, req.params.id);
-        await servers.update(r, req.body.server);
-        return { server: await show(req, await inst(req, req.params.id)) };
+        const p = req.body.server;
+        await servers.update(r, { ...p, ...(p.accessIPv4 !== undefined ? { accessIPv4: accessIp(p.accessIPv4, 4) } : {}), ...(p.accessIPv6 !== undefined ? { accessIPv6: accessIp(p.accessIPv6, 6) } : {}) });
+        // Nova answers an update with the basic server view (no extended attributes).
+        const { server } = await show(req, await inst(req, req.params.id)).then((v) => ({ server: updateView(v) }));
+        return { server };
       },
     }),
     defineRoute({
@@ -829,6 +860,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       handler: async (req) => {
         const out: Record<string, unknown> = { id: req.params.id };
         for (const k of Object.keys(COMPUTE_QUOTAS)) out[k] = await quota.defaultLimit(k);
+        Object.assign(out, LEGACY_NETWORK_QUOTAS);
         return { quota_set: out };
       },
     }),
@@ -842,6 +874,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         const wanted: [string, number][] = [];
         for (const [k, v] of Object.entries(qs)) {
           if (k === 'force') continue;
+          if (k in LEGACY_NETWORK_QUOTAS) continue; // deprecated network proxies: accepted, not stored (Neutron's quotas apply)
           if (!(k in COMPUTE_QUOTAS)) throw badRequest(`Bad key(s) ${k} in quota_set`);
           const n = Number(v);
           if (!Number.isInteger(n) || n < -1) throw badRequest(`Invalid quota value ${String(v)} for ${k}`);

@@ -423,7 +423,7 @@ export function networkRoutes(svc: NetworkService, policy: PolicyEngine, env: Ne
           const { row, body } = the<import('../store/tables.js').SecurityGroupRow>(req);
           if (method === 'GET') return { security_group: projectOne(await svc.securityGroups.view(row), q(req)) };
           if (method === 'PUT') return { security_group: await svc.securityGroups.update(callerOf(req), row, body) };
-          await svc.securityGroups.delete(row);
+          await svc.securityGroups.delete(row, callerOf(req).admin);
           return noContent(reply);
         },
       }),

@@ -193,15 +193,17 @@ export class SecurityGroups {
     return !!(await this.ctx.db.selectFrom('neutron_default_security_groups').select('project_id').where('security_group_id', '=', id).executeTakeFirst());
   }
 
-  async delete(g: SecurityGroupRow): Promise<void> {
+  /** Deletes a group; a project's default group only by an admin (as Neutron), and never while ports use it. */
+  async delete(g: SecurityGroupRow, admin = false): Promise<void> {
     await this.ctx.tx(async (tx) => {
       const isDefault = await tx.selectFrom('neutron_default_security_groups').select('project_id').where('security_group_id', '=', g.id).executeTakeFirst();
-      if (isDefault) throw conflict('SecurityGroupCannotRemoveDefault', 'Insufficient rights for removing default security group.');
+      if (isDefault && !admin) throw conflict('SecurityGroupCannotRemoveDefault', 'Insufficient rights for removing default security group.');
       const used = await tx.selectFrom('neutron_port_security_groups').select('port_id').where('security_group_id', '=', g.id).executeTakeFirst();
       if (used) throw conflict('SecurityGroupInUse', `Security Group ${g.id} in use.`);
       await tx.deleteFrom('neutron_security_group_rules').where('remote_group_id', '=', g.id).execute();
       await tx.deleteFrom('neutron_security_group_rules').where('security_group_id', '=', g.id).execute();
       await tx.deleteFrom('neutron_tags').where('resource_type', '=', 'security-groups').where('resource_id', '=', g.id).execute();
+      if (isDefault) await tx.deleteFrom('neutron_default_security_groups').where('security_group_id', '=', g.id).execute();
       await tx.deleteFrom('neutron_security_groups').where('id', '=', g.id).execute();
     });
     this.ctx.onChange();

@@ -311,7 +311,9 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
           availability_zone: b.availability_zone, metadata: b.metadata, snapshot_id: b.snapshot_id, source_volid: b.source_volid, imageRef: b.imageRef ?? b.image_id,
           backup_id: b.backup_id, multiattach: b.multiattach,
         });
-        return { volume: await showVolume(req, row) };
+        // Cinder's create response is the plain view: no tenant attribute or image metadata extensions.
+        const { 'os-vol-tenant-attr:tenant_id': _tenant, volume_image_metadata: _image, ...volume } = await showVolume(req, row);
+        return { volume };
       },
     }),
     defineRoute({
