@@ -61,6 +61,8 @@ export const computePolicies: Record<string, string> = {
   'os_compute_api:os-flavor-access:add_tenant_access': ADMIN,
   'os_compute_api:os-flavor-access:remove_tenant_access': ADMIN,
   'os_compute_api:flavors': '',
+  // the image proxy: the image service decides what the caller sees and may delete
+  'os_compute_api:images': '',
   'os_compute_api:os-keypairs:index': 'rule:cloud_admin or user_id:%(user_id)s',
   'os_compute_api:os-keypairs:show': 'rule:cloud_admin or user_id:%(user_id)s',
   'os_compute_api:os-keypairs:create': 'rule:cloud_admin or user_id:%(user_id)s',

@@ -180,6 +180,14 @@ export class Cloud {
       deleteImage: async (ctx, id) => {
         await this.imagePort?.deleteImage?.(ctx, id);
       },
+      listImages: (ctx, limit, marker) => {
+        if (!this.imagePort?.listImages) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
+        return this.imagePort.listImages(ctx, limit, marker);
+      },
+      showImage: (ctx, id) => {
+        if (!this.imagePort?.showImage) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
+        return this.imagePort.showImage(ctx, id);
+      },
     };
     this.servers = new ServerService(this.database, this.bus, this.quota, images, this.log);
     this.conductor = new Conductor(this.database, this.bus, this.quota, images, this.log);

@@ -18,7 +18,22 @@ import { addressesOf } from '../service/network.js';
 import type { InstancePort } from '../../network/protocol.js';
 import { hostIsUp } from '../service/scheduler.js';
 import { interfaceRoutes } from './interfaces.js';
+import type { ProxyImage } from '../service/ports.js';
 import { isIPv4, isIPv6 } from 'node:net';
+
+/** Nova's image proxy view of a Glance image (status in Nova's words, progress as Nova reports it). */
+function imageProxyView(env: ViewEnv, i: ProxyImage): Record<string, unknown> {
+  const status = ({ active: 'ACTIVE', queued: 'SAVING', saving: 'SAVING', uploading: 'SAVING', importing: 'SAVING', deleted: 'DELETED', pending_delete: 'DELETED', killed: 'ERROR', deactivated: 'ERROR' } as Record<string, string>)[i.status] ?? 'UNKNOWN';
+  const progress = ({ queued: 25, uploading: 25, saving: 50, importing: 50, active: 100 } as Record<string, number>)[i.status] ?? 0;
+  const view: Record<string, unknown> = {
+    id: i.id, name: i.name, status, progress, minDisk: i.minDisk, minRam: i.minRam, metadata: i.properties,
+    created: isoSeconds(i.createdAt), updated: isoSeconds(i.updatedAt), 'OS-EXT-IMG-SIZE:size': i.size,
+    links: [...link(env, `/images/${i.id}`), { rel: 'alternate', type: 'application/vnd.openstack.image', href: `${env.root.replace(/\/compute$/, '')}/image/v2/images/${i.id}` }],
+  };
+  const server = i.properties['instance_uuid'];
+  if (server) view.server = { id: server, links: link(env, `/servers/${server}`) };
+  return view;
+}
 
 /** Nova's deprecated proxies of network quotas (the same figures os-limits shows). */
 const LEGACY_NETWORK_QUOTAS: Record<string, number> = { floating_ips: 10, fixed_ips: -1, security_groups: 10, security_group_rules: 20 };
@@ -604,6 +619,43 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
             events: ev.map((e) => ({ event: e.event, start_time: t(e.start_time), finish_time: t(e.finish_time), result: e.result, ...(showTrace ? { traceback: e.traceback } : {}) })),
           },
         };
+      },
+    }),
+
+    // ---- images (Nova's deprecated proxy of the image service) ----
+    ...([false, true] as const).map((detail) =>
+      defineRoute({
+        method: 'GET', url: detail ? '/images/detail' : '/images', policy: 'os_compute_api:images', query: Type.Object({}, { additionalProperties: true }),
+        handler: async (req) => {
+          const q = req.query as Record<string, string | undefined>;
+          const limit = q.limit !== undefined ? Number(q.limit) : 1000;
+          if (!Number.isInteger(limit) || limit < 0) throw badRequest('limit param must be an integer');
+          if (!servers.images.listImages) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
+          const list = await servers.images.listImages(req.auth!, limit, q.marker);
+          return { images: list.map((i) => (detail ? imageProxyView(env, i) : { id: i.id, name: i.name, links: imageProxyView(env, i).links })) };
+        },
+      }),
+    ),
+    defineRoute({
+      method: 'GET', url: '/images/:id', policy: 'os_compute_api:images', params: Id, errors: [404],
+      handler: async (req) => {
+        if (!servers.images.showImage) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
+        const img = await servers.images.showImage(req.auth!, req.params.id).catch((e: unknown) => {
+          if (e instanceof ApiError && e.status === 404) throw notFound('Image not found.');
+          throw e;
+        });
+        return { image: imageProxyView(env, img) };
+      },
+    }),
+    defineRoute({
+      method: 'DELETE', url: '/images/:id', policy: 'os_compute_api:images', params: Id, status: 204, errors: [403, 404],
+      handler: async (req, reply) => {
+        if (!servers.images.deleteImage) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
+        await servers.images.deleteImage(req.auth!, req.params.id).catch((e: unknown) => {
+          if (e instanceof ApiError && e.status === 404) throw notFound('Image not found.');
+          throw e;
+        });
+        reply.code(204).send();
       },
     }),
 

@@ -41,6 +41,23 @@ export interface DataResponse {
   checksum: string | null;
 }
 
+/** An image as Nova's image proxy shows it (see ProxyImage in compute). */
+export interface ProxyImageView {
+  id: string;
+  name: string | null;
+  status: string;
+  minDisk: number;
+  minRam: number;
+  size: number | null;
+  createdAt: number;
+  updatedAt: number;
+  properties: Record<string, string>;
+}
+
+function proxyView(i: Image): ProxyImageView {
+  return { id: i.id, name: i.name, status: i.status, minDisk: i.min_disk, minRam: i.min_ram, size: i.size, createdAt: i.created_at, updatedAt: i.updated_at, properties: { ...i.properties } };
+}
+
 /** What compute learns about an image it boots (see ImagePort in compute). */
 export interface BootImage {
   id: string;
@@ -539,6 +556,19 @@ export class ImageService {
     }
     await this.ingest(image, createReadStream(input.path, { highWaterMark: 1024 * 1024 }), { expectedSize: (await stat(input.path)).size });
     return { id: image.id };
+  }
+
+  /** For Nova's image proxy: one image `ctx` may see (else 404). */
+  async showImage(ctx: AuthContext, id: string): Promise<ProxyImageView> {
+    return proxyView((await this.catalog.getVisible(this.callerFor(ctx), id)).image);
+  }
+
+  /** For Nova's image proxy: the images `ctx` may see, newest first. */
+  async listImages(ctx: AuthContext, limit: number, marker?: string): Promise<ProxyImageView[]> {
+    const { images } = await this.catalog.list(this.callerFor(ctx), {
+      limit, ...(marker ? { marker } : {}), sort: [{ key: 'created_at', dir: 'desc' }, { key: 'id', dir: 'desc' }], memberStatus: 'accepted', filters: [], tags: [], properties: {},
+    });
+    return images.map(proxyView);
   }
 
   /** For compute's snapshots (Nova's flow): a queued private qcow2 image to be filled by `createImageFromFile`. */
