@@ -10,6 +10,8 @@ export const computePolicies: Record<string, string> = {
   'os_compute_api:servers:detail': RO,
   'os_compute_api:servers:index:get_all_tenants': 'rule:cloud_reader',
   'os_compute_api:servers:show': RO,
+  'os_compute_api:ips:index': RO,
+  'os_compute_api:ips:show': RO,
   'os_compute_api:servers:show:host_status': ADMIN,
   'os_compute_api:os-extended-server-attributes': ADMIN,
   'os_compute_api:servers:create': RW,

@@ -265,6 +265,13 @@ describe('update, metadata, delete', () => {
       assert.equal((await c.api('PUT', `/servers/${id}`, { token: c.demo.token, body: { server: bad } })).status, 400, JSON.stringify(bad));
     }
     assert.equal((await c.server(id, c.demo.token)).accessIPv6, '::babe:dc0c:1602', 'a refused update changes nothing');
+    // addresses by network (none here: this cloud has no network service ports)
+    const ips = await c.api('GET', `/servers/${id}/ips`, { token: c.demo.token });
+    assert.equal(ips.status, 200, ips.text);
+    assert.deepEqual(ips.json, { addresses: {} });
+    assert.equal((await c.api('GET', `/servers/${id}/ips/private`, { token: c.demo.token })).status, 404);
+    assert.equal((await c.api('GET', `/servers/${id}/ips`, { token: other.token })).status, 404, 'another project');
+    assert.equal(r.json.server.progress, 0, 'an ACTIVE server shows its progress');
     // changes-since takes ISO 8601 only
     assert.equal((await c.api('GET', '/servers?changes-since=2011/01/01', { token: c.demo.token })).status, 400);
     assert.equal((await c.api('GET', '/servers?changes-since=2011-01-01T00:00:00Z', { token: c.demo.token })).status, 200);

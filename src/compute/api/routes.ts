@@ -399,7 +399,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         };
         await servers.toHost(locked, 'rebuild', actionId, { spec: spec as unknown as Json, wasStopped });
         reply.code(202);
-        return { server: await show(req, { ...fresh, task_state: TASK.REBUILDING }) };
+        return { server: updateView(await show(req, { ...fresh, task_state: TASK.REBUILDING })) };
       }
       case 'rescue': {
         rule('os_compute_api:os-rescue');
@@ -517,6 +517,21 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       method: 'GET', url: '/servers/:id', policy: 'os_compute_api:servers:show', params: Id, errors: [404],
       target: async (req) => target(await inst(req, req.params.id)),
       handler: async (req) => ({ server: await show(req, await inst(req, req.params.id)) }),
+    }),
+    defineRoute({
+      method: 'GET', url: '/servers/:id/ips', policy: 'os_compute_api:ips:index', params: Id, errors: [404],
+      target: async (req) => target(await inst(req, req.params.id)),
+      handler: async (req) => ({ addresses: addressesOf(await servers.network.instancePorts((await inst(req, req.params.id)).id)) }),
+    }),
+    defineRoute({
+      method: 'GET', url: '/servers/:id/ips/:network', policy: 'os_compute_api:ips:show', params: Type.Object({ id: Type.String(), network: Type.String() }), errors: [404],
+      target: async (req) => target(await inst(req, req.params.id)),
+      handler: async (req) => {
+        const all = addressesOf(await servers.network.instancePorts((await inst(req, req.params.id)).id));
+        const list = all[req.params.network];
+        if (!list) throw notFound(`Instance is not a member of specified network`);
+        return { [req.params.network]: list };
+      },
     }),
     defineRoute({
       method: 'PUT', url: '/servers/:id', policy: 'os_compute_api:servers:update', params: Id, errors: [404],

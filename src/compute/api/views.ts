@@ -40,7 +40,6 @@ export function serverView(
     accessIPv4: r.access_ip_v4,
     accessIPv6: r.access_ip_v6,
     'OS-DCF:diskConfig': 'MANUAL',
-    progress: 0,
     'OS-EXT-AZ:availability_zone': r.availability_zone,
     config_drive: r.config_drive ? 'True' : '',
     key_name: r.key_name,
@@ -52,6 +51,8 @@ export function serverView(
     'os-extended-volumes:volumes_attached': [],
     security_groups: securityGroupsOf(r),
   };
+  // Nova shows progress only while a server is (or is becoming) active.
+  if (['ACTIVE', 'BUILD', 'REBUILD', 'RESIZE', 'VERIFY_RESIZE', 'MIGRATING'].includes(v.status as string)) v.progress = 0;
   if (o.admin) {
     v['OS-EXT-SRV-ATTR:host'] = r.host;
     v['OS-EXT-SRV-ATTR:instance_name'] = `instance-${r.id.slice(0, 8)}`;
