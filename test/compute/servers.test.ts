@@ -800,6 +800,8 @@ describe('images, rebuild, rescue, console', () => {
     assert.equal(r.json.server.id, id);
     assert.equal(r.json.server.status, 'REBUILD');
     assert.equal(r.json.server.name, 'rebuilt');
+    assert.equal(typeof r.json.server.adminPass, 'string', 'the new admin password');
+    assert.equal(r.json.server['OS-EXT-STS:vm_state'], undefined, 'the basic view');
     const s = await c.waitStatus(id, 'ACTIVE');
     assert.equal(s.image.id, IMG.rescue);
     assert.equal(s.name, 'rebuilt');

@@ -375,7 +375,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
       }
       case 'rebuild': {
         rule('os_compute_api:servers:rebuild');
-        const a = arg as { imageRef?: string; name?: string; metadata?: Record<string, string> };
+        const a = arg as { imageRef?: string; name?: string; metadata?: Record<string, string>; adminPass?: string };
         if (!a?.imageRef) throw badRequest("Invalid input for field/attribute rebuild. 'imageRef' is a required property");
         const img = await servers.images.getImageForBoot(ctx, a.imageRef).catch(() => {
           throw badRequest(`Image ${a.imageRef} could not be found.`);
@@ -399,7 +399,8 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         };
         await servers.toHost(locked, 'rebuild', actionId, { spec: spec as unknown as Json, wasStopped });
         reply.code(202);
-        return { server: updateView(await show(req, { ...fresh, task_state: TASK.REBUILDING })) };
+        // As Nova with enable_instance_password: the response carries the (given or generated) admin password.
+        return { server: { ...updateView(await show(req, { ...fresh, task_state: TASK.REBUILDING })), adminPass: a.adminPass ?? hexId().slice(0, 12) } };
       }
       case 'rescue': {
         rule('os_compute_api:os-rescue');
