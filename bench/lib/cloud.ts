@@ -17,6 +17,8 @@ export async function freePort(): Promise<number> {
 
 export interface BenchCloud {
   url: string;
+  /** The S3 API's endpoint (`--s3-listen`). */
+  s3Url: string;
   dataDir: string;
   /** The namespace holding the run's data plane (`--host-netns`). */
   netns: string;
@@ -40,7 +42,8 @@ export async function startBenchCloud(env: Record<string, string> = {}, args: st
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
-  const proc = spawn(process.execPath, [...nodeArgs(), join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${await freePort()}`, '--log-level', 'warn', '--host-netns', netns, ...args], {
+  const s3Port = await freePort();
+  const proc = spawn(process.execPath, [...nodeArgs(), join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${s3Port}`, '--log-level', 'warn', '--host-netns', netns, ...args], {
     env: { ...process.env, STRATUS_IDENTITY__PASSWORD_HASH_COST: '8', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -69,7 +72,7 @@ export async function startBenchCloud(env: Record<string, string> = {}, args: st
     return { status: r.status, body: parsed as any, headers: r.headers }; // eslint-disable-line @typescript-eslint/no-explicit-any
   };
   return {
-    url, dataDir, netns, proc, readyMs, token, api,
+    url, s3Url: `http://127.0.0.1:${s3Port}`, dataDir, netns, proc, readyMs, token, api,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise((r) => proc.once('exit', r));

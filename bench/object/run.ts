@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
 import { runLoad, s3Api, swiftApi, type LoadResult } from './load.js';
+import { startBenchCloud } from '../lib/cloud.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const ANCHORS = process.env.STRATUS_ANCHORS ?? '/work/shared/anchors';
@@ -91,49 +92,23 @@ function record(key: string, label: string, row: Row | undefined) {
   (results[key] ??= {})[label] = row;
 }
 
+/** Stratus from dist/ on a temp data dir, its data plane in a namespace of its own (bench/lib/cloud.ts cleans up both). */
 async function startStratus(): Promise<{ target: Target; dataDir: string; stop: () => Promise<void> }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-obj-'));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    STRATUS_IDENTITY__PASSWORD_HASH_COST: '8',
-    STRATUS_GUEST_IMAGE_CACHE: '/var/tmp/stratus-test-cache/guest-image',
-    STRATUS_COMPUTE__ACCEL: 'tcg',
-  };
+  const env: Record<string, string> = { STRATUS_GUEST_IMAGE_CACHE: '/var/tmp/stratus-test-cache/guest-image', STRATUS_COMPUTE__ACCEL: 'tcg' };
   if (THREADPOOL > 0) env['UV_THREADPOOL_SIZE'] = String(THREADPOOL);
-  else delete env['UV_THREADPOOL_SIZE'];
-  const s3Port = await freePort();
-  const proc = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${s3Port}`, '--log-level', 'warn'], {
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((res, rej) => {
-    proc.stdout!.on('data', (d: Buffer) => d.toString().includes('stratus ready') && res());
-    proc.once('exit', (c) => rej(new Error(`stratus exited ${c}`)));
-  });
-  const password = readFileSync(join(dataDir, 'secrets', 'demo-password'), 'utf8').trim();
-  const r = await fetch(`${url}/identity/v3/auth/tokens`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ auth: { identity: { methods: ['password'], password: { user: { name: 'demo', domain: { id: 'default' }, password } } }, scope: { project: { name: 'demo', domain: { id: 'default' } } } } }),
-  });
-  const body = (await r.json()) as { token: { user: { id: string }; project: { id: string }; catalog: Array<{ type: string; endpoints: Array<{ interface: string; url: string }> }> } };
-  const storage = body.token.catalog.find((s) => s.type === 'object-store')!.endpoints.find((e) => e.interface === 'public')!.url;
-  const token = r.headers.get('x-subject-token')!;
+  const cloud = await startBenchCloud(env);
+  const token = await cloud.token('demo');
+  const who = (await cloud.api(token, 'GET', '/identity/v3/auth/tokens', undefined, { 'x-subject-token': token })).body as {
+    token: { user: { id: string }; project: { id: string }; catalog: Array<{ type: string; endpoints: Array<{ interface: string; url: string }> }> };
+  };
+  const storage = who.token.catalog.find((s) => s.type === 'object-store')!.endpoints.find((e) => e.interface === 'public')!.url;
   // An EC2 credential of the same user and project, for the S3 API.
-  const made = await fetch(`${url}/identity/v3/users/${body.token.user.id}/credentials/OS-EC2`, {
-    method: 'POST', headers: { 'content-type': 'application/json', 'x-auth-token': token }, body: JSON.stringify({ tenant_id: body.token.project.id }),
-  });
-  const { credential } = (await made.json()) as { credential: { access: string; secret: string } };
+  const made = await cloud.api(token, 'POST', `/identity/v3/users/${who.token.user.id}/credentials/OS-EC2`, { tenant_id: who.token.project.id });
+  const credential = (made.body as { credential: { access: string; secret: string } }).credential;
   return {
-    target: { label: 'stratus', url: storage, token, s3: { endpoint: `http://127.0.0.1:${s3Port}`, access: credential.access, secret: credential.secret, region: 'RegionOne' } },
-    dataDir,
-    async stop() {
-      proc.kill('SIGTERM');
-      await new Promise((res) => proc.once('exit', res));
-      rmSync(dataDir, { recursive: true, force: true });
-    },
+    target: { label: 'stratus', url: storage, token, s3: { endpoint: cloud.s3Url, access: credential.access, secret: credential.secret, region: 'RegionOne' } },
+    dataDir: cloud.dataDir,
+    stop: () => cloud.stop(),
   };
 }
 
