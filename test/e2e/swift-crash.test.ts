@@ -69,7 +69,7 @@ test('SIGKILL during a stream of uploads: every upload that got 201 is intact af
   await Promise.all(workers);
   assert.ok(acked.size >= 60, `only ${acked.size} uploads acknowledged`);
 
-  const second = await startCloud({ dataDir: first.dataDir });
+  const second = await startCloud({ dataDir: first.dataDir, hostNetns: first.hostNetns ?? false });
   clouds.push(second);
   const s2 = await demoSession(second);
   for (const [name, sum] of acked) {
