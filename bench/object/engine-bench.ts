@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ObjectStore } from '../../src/object/store/index.js';
+import { runOps } from './load.js';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => {
@@ -29,29 +30,7 @@ const baseDir = arg('dir', tmpdir());
 const smallOps = Number(arg('small-ops', '4000'));
 const bigMiB = Number(arg('big-mib', '256'));
 
-const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))]!;
 const fmt = (n: number, d = 0) => n.toFixed(d).padStart(8);
-
-async function runOps(total: number, concurrency: number, op: (i: number) => Promise<void>) {
-  const lat: number[] = [];
-  let next = 0;
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < total) {
-        const i = next++;
-        const t = performance.now();
-        await op(i);
-        lat.push(performance.now() - t);
-      }
-    }),
-  );
-  const secs = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  lat.sort((a, b) => a - b);
-  return { opsPerSec: total / secs, p50: pct(lat, 50), p99: pct(lat, 99), cpuUs: (cpu.user + cpu.system) / total };
-}
 
 const nullSink = () =>
   new Writable({
@@ -84,7 +63,7 @@ async function main() {
       const put = await runOps(n, conc, async (i) => {
         await store.putObject('AUTH_bench', 'small', `c${conc}/obj-${i}`, body, { contentType: 'application/octet-stream' });
       });
-      console.log(`  PUT ${fmt(conc)} ${fmt(put.opsPerSec)} ${fmt(put.p50, 2)} ${fmt(put.p99, 2)} ${fmt(put.cpuUs)}`);
+      console.log(`  PUT ${fmt(conc)} ${fmt(put.opsPerSec)} ${fmt(put.p50ms, 2)} ${fmt(put.p99ms, 2)} ${fmt(put.cpuUsPerOp)}`);
     }
     for (const conc of [1, 32]) {
       const n = conc === 1 ? Math.min(smallOps * 2, 2000) : smallOps * 4;
@@ -92,12 +71,12 @@ async function main() {
         const r = await store.getObject('AUTH_bench', 'small', `c32/obj-${i % smallOps}`);
         if (r.length !== 4096) throw new Error('short read');
       });
-      console.log(`  GET ${fmt(conc)} ${fmt(get.opsPerSec)} ${fmt(get.p50, 2)} ${fmt(get.p99, 2)} ${fmt(get.cpuUs)}`);
+      console.log(`  GET ${fmt(conc)} ${fmt(get.opsPerSec)} ${fmt(get.p50ms, 2)} ${fmt(get.p99ms, 2)} ${fmt(get.cpuUsPerOp)}`);
     }
     const head = await runOps(smallOps, 32, async (i) => {
       await store.headObject('AUTH_bench', 'small', `c32/obj-${i % smallOps}`);
     });
-    console.log(`  HEAD${fmt(32)} ${fmt(head.opsPerSec)} ${fmt(head.p50, 2)} ${fmt(head.p99, 2)} ${fmt(head.cpuUs)}`);
+    console.log(`  HEAD${fmt(32)} ${fmt(head.opsPerSec)} ${fmt(head.p50ms, 2)} ${fmt(head.p99ms, 2)} ${fmt(head.cpuUsPerOp)}`);
     const t = await timeIt(() => store.listContainer('AUTH_bench', 'small', { prefix: 'c32/', limit: 1000 }));
     console.log(`  listing of 1000 names: ${(t * 1000).toFixed(1)} ms`);
     await store.replicator.runOnce(); // let third replicas and cleanups settle

@@ -18,6 +18,8 @@ export interface OpsResult {
   opsPerSec: number;
   p50ms: number;
   p99ms: number;
+  /** CPU time of this process per operation (µs): the engine's cost when it runs in-process. */
+  cpuUsPerOp: number;
 }
 
 export interface LoadResult {
@@ -131,6 +133,7 @@ const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, 
 export async function runOps(total: number, concurrency: number, op: (i: number) => Promise<void>): Promise<OpsResult> {
   const lat: number[] = [];
   let next = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -143,8 +146,9 @@ export async function runOps(total: number, concurrency: number, op: (i: number)
     }),
   );
   const secs = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   lat.sort((a, b) => a - b);
-  return { opsPerSec: total / secs, p50ms: pct(lat, 50), p99ms: pct(lat, 99) };
+  return { opsPerSec: total / secs, p50ms: pct(lat, 50), p99ms: pct(lat, 99), cpuUsPerOp: (cpu.user + cpu.system) / total };
 }
 
 export const fmtOps = (name: string, r: OpsResult) =>
