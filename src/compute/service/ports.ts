@@ -1,9 +1,6 @@
 import type { AuthContext } from '../../core/context.js';
 
-/**
- * What compute needs from the image service (in process; over the bus in a
- * scale-out cloud). Kept narrow so compute does not depend on Glance's shape.
- */
+/** An image as Nova's image proxy shows it (the image service fills it in). */
 export interface ProxyImage {
   id: string;
   name: string | null;
@@ -16,6 +13,10 @@ export interface ProxyImage {
   properties: Record<string, string>;
 }
 
+/**
+ * What compute needs from the image service (in process; over the bus in a
+ * scale-out cloud). Kept narrow so compute does not depend on Glance's shape.
+ */
 export interface ImagePort {
   getImageForBoot(ctx: AuthContext, id: string): Promise<{
     id: string; name?: string; status: string; diskFormat: string; minDisk: number; minRam: number; size?: number;

@@ -17,6 +17,7 @@ import type { ImageStatus } from '../store/tables.js';
 import { ImageCatalog, type ImageListQuery } from './catalog.js';
 import { parseCreate, type Caller, type CreateInput, type Image, type Mutable } from './model.js';
 import { TaskService, type Task } from './tasks.js';
+import type { ProxyImage } from '../../compute/service/ports.js';
 
 /** Quota resources of the image service and their default limits. */
 export const IMAGE_QUOTAS: Record<string, number> = {
@@ -41,20 +42,8 @@ export interface DataResponse {
   checksum: string | null;
 }
 
-/** An image as Nova's image proxy shows it (see ProxyImage in compute). */
-export interface ProxyImageView {
-  id: string;
-  name: string | null;
-  status: string;
-  minDisk: number;
-  minRam: number;
-  size: number | null;
-  createdAt: number;
-  updatedAt: number;
-  properties: Record<string, string>;
-}
-
-function proxyView(i: Image): ProxyImageView {
+/** An image as compute's image proxy port wants it. */
+function proxyView(i: Image): ProxyImage {
   return { id: i.id, name: i.name, status: i.status, minDisk: i.min_disk, minRam: i.min_ram, size: i.size, createdAt: i.created_at, updatedAt: i.updated_at, properties: { ...i.properties } };
 }
 
@@ -559,12 +548,12 @@ export class ImageService {
   }
 
   /** For Nova's image proxy: one image `ctx` may see (else 404). */
-  async showImage(ctx: AuthContext, id: string): Promise<ProxyImageView> {
+  async showImage(ctx: AuthContext, id: string): Promise<ProxyImage> {
     return proxyView((await this.catalog.getVisible(this.callerFor(ctx), id)).image);
   }
 
   /** For Nova's image proxy: the images `ctx` may see, newest first. */
-  async listImages(ctx: AuthContext, limit: number, marker?: string): Promise<ProxyImageView[]> {
+  async listImages(ctx: AuthContext, limit: number, marker?: string): Promise<ProxyImage[]> {
     const { images } = await this.catalog.list(this.callerFor(ctx), {
       limit, ...(marker ? { marker } : {}), sort: [{ key: 'created_at', dir: 'desc' }, { key: 'id', dir: 'desc' }], memberStatus: 'accepted', filters: [], tags: [], properties: {},
     });
