@@ -543,8 +543,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
         const p = req.body.server;
         await servers.update(r, { ...p, ...(p.accessIPv4 !== undefined ? { accessIPv4: accessIp(p.accessIPv4, 4) } : {}), ...(p.accessIPv6 !== undefined ? { accessIPv6: accessIp(p.accessIPv6, 6) } : {}) });
         // Nova answers an update with the basic server view (no extended attributes).
-        const { server } = await show(req, await inst(req, req.params.id)).then((v) => ({ server: updateView(v) }));
-        return { server };
+        return { server: updateView(await show(req, await inst(req, req.params.id))) };
       },
     }),
     defineRoute({

@@ -2,7 +2,6 @@ import type { Database } from '../../core/db.js';
 import type { Bus, Json } from '../../core/bus.js';
 import type { QuotaEngine } from '../../core/quota.js';
 import type { Logger } from '../../core/log.js';
-import { ApiError } from '../../core/errors.js';
 import { NetContext, NETWORK_QUOTAS, type Caller } from './context.js';
 import { Networks } from './networks.js';
 import { Ports } from './ports.js';
@@ -57,7 +56,7 @@ export class NetworkService {
   /** Serves the `network` topic (protocol.ts). */
   serve(): void {
     if (!this.bus) return;
-    // Errors cross the bus as RemoteError with the ApiError's status and Neutron type (code).
+    // Adapts the handlers' types to the bus; an ApiError crosses it as a RemoteError with its status and Neutron type (code).
     const wrap =
       <A, R>(fn: (a: A) => Promise<R>) =>
       async (a: Json): Promise<Json> =>
