@@ -87,15 +87,9 @@ export function swiftApi(label: string, storageUrl: string, token: string): Obje
     },
     curlArgs: (b, k) => ['-H', `X-Auth-Token: ${token}`, `${url.origin}${base}/${enc(b)}/${enc(k)}`],
     async removeAll(b, keys) {
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 16 }, async () => {
-          while (next < keys.length) {
-            const k = keys[next++]!;
-            await send(agent, url, 'DELETE', `${base}/${enc(b)}/${enc(k)}`, { 'x-auth-token': token }).catch(() => undefined);
-          }
-        }),
-      );
+      await runOps(keys.length, 16, async (i) => {
+        await send(agent, url, 'DELETE', `${base}/${enc(b)}/${enc(keys[i]!)}`, { 'x-auth-token': token }).catch(() => undefined);
+      });
       await send(agent, url, 'DELETE', `${base}/${enc(b)}`, { 'x-auth-token': token }).catch(() => undefined);
     },
     close: () => agent.destroy(),
