@@ -1,7 +1,7 @@
 /**
  * Object storage engine benchmark (figures only, no assertions).
  *
- *   npx tsx bench/object/engine-bench.ts [--dir /tmp] [--small-ops 4000] [--big-mib 256]
+ *   npx tsx bench/object/engine-bench.ts [--dir /tmp] [--small-ops 4000] [--big-mib 256] [--no-pack]
  *
  * Prints 4 KiB PUT and GET ops/s with p50/p99 latency at concurrency 1 and
  * 32 (three replicas, every replica fsynced, listing updated before the PUT
@@ -29,6 +29,8 @@ const arg = (name: string, dflt: string) => {
 const baseDir = arg('dir', tmpdir());
 const smallOps = Number(arg('small-ops', '4000'));
 const bigMiB = Number(arg('big-mib', '256'));
+/** Small records go to the pack logs (as in the cloud) unless --no-pack. */
+const packMaxBytes = args.includes('--no-pack') ? 0 : 64 * 1024;
 
 const fmt = (n: number, d = 0) => n.toFixed(d).padStart(8);
 
@@ -49,8 +51,8 @@ async function timeIt(fn: () => Promise<unknown>): Promise<number> {
 async function main() {
   const dir = mkdtempSync(join(baseDir, 'stratus-objbench-'));
   const root = join(dir, 'store');
-  console.log(`# object engine bench: store at ${root}, node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}`);
-  const store = await ObjectStore.open({ root });
+  console.log(`# object engine bench: store at ${root}, node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, packs ${packMaxBytes ? 'on' : 'off'}`);
+  const store = await ObjectStore.open({ root, packMaxBytes });
   try {
     await store.putContainer('AUTH_bench', 'small');
     await store.putContainer('AUTH_bench', 'big');

@@ -38,6 +38,11 @@ export interface StratusConfig {
   object: {
     /** Memory for the object store's cache of small objects (MiB; 0 turns it off). */
     smallObjectCacheMiB: number;
+    /**
+     * Object records up to this many KiB (at most 64) go to the devices' pack
+     * logs with group commit instead of one file each (0: files only).
+     */
+    packMaxKiB: number;
   };
   identity: {
     tokenExpirationSeconds: number;
@@ -77,7 +82,7 @@ export function defaultConfig(dataDir = './data'): StratusConfig {
     compute: { accel: 'auto', availabilityZone: 'nova' },
     guestImageCache: '',
     image: { store: 'file' },
-    object: { smallObjectCacheMiB: 64 },
+    object: { smallObjectCacheMiB: 64, packMaxKiB: 64 },
     identity: {
       tokenExpirationSeconds: 3600,
       allowExpiredWindowSeconds: 172800,
@@ -151,6 +156,7 @@ export function loadConfig(flags: DeepPartial<StratusConfig> & { config?: string
   if (!cfg.guestImageCache) cfg.guestImageCache = join(dataDir, 'cache', 'guest-image');
   if (cfg.image.store !== 'file' && cfg.image.store !== 'object') throw new Error(`image.store must be file or object, got "${String(cfg.image.store)}"`);
   if (!Number.isFinite(cfg.object.smallObjectCacheMiB) || cfg.object.smallObjectCacheMiB < 0) throw new Error('object.smallObjectCacheMiB must be a number of MiB, 0 or more');
+  if (!Number.isFinite(cfg.object.packMaxKiB) || cfg.object.packMaxKiB < 0 || cfg.object.packMaxKiB > 64) throw new Error('object.packMaxKiB must be a number of KiB from 0 to 64');
   if (!cfg.publicUrl) {
     const h = cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host;
     cfg.publicUrl = `http://${h === '0.0.0.0' ? '127.0.0.1' : h}:${cfg.listen.port}`;

@@ -35,6 +35,7 @@ import {
   type Version,
 } from './format.js';
 import { UnavailableError } from './errors.js';
+import { DevicePack, type PackEntry } from './pack.js';
 
 /**
  * The replicated file layer under the store. Layout of one device:
@@ -50,6 +51,12 @@ import { UnavailableError } from './errors.js';
  * where `<kind>` is `objects`, `containers` or `accounts`. Writes go to a temp
  * file on every target device, are fsynced, renamed into place and the
  * directory fsynced; they count as done once a quorum of targets is durable.
+ *
+ * Small object records (up to `packMaxBytes`) go instead to the device's
+ * pack log (`pack.ts`, `<device>/packs/`), one append each with group
+ * commit. A version held in a pack is listed, opened, quarantined and
+ * removed through the same methods as a file, so the replicator, the
+ * auditor and the store see one set of versions per hash.
  */
 
 export type Kind = 'objects' | 'containers' | 'accounts';
@@ -103,6 +110,8 @@ export interface OpenedFile {
   data?: Buffer;
   /** The whole file's bytes, in that case. */
   raw?: Buffer;
+  /** Set when the version was read from the device's pack log. */
+  packed?: PackEntry;
 }
 
 interface Target {
@@ -163,13 +172,46 @@ export class Disk {
   private tmpCounter = 0;
   /** Background work (third replicas, cleanups) to wait for on close. */
   readonly background = new Set<Promise<unknown>>();
+  /** Pack logs by device id (loaded on open whatever `packMaxBytes` says: existing packs stay readable). */
+  readonly packs = new Map<number, DevicePack>();
 
   constructor(
     readonly ring: Ring,
     readonly sessionId: string,
     readonly log: StoreLogger,
+    /** Object records up to this size are appended to packs (0: every version is a file). */
+    readonly packMaxBytes = 0,
+    packSegmentBytes = 64 * 1024 * 1024,
   ) {
     this.quorum = Math.floor(ring.replicas / 2) + 1;
+    for (const dev of ring.devices) this.packs.set(dev.id, new DevicePack(dev, packSegmentBytes, log));
+  }
+
+  /** Scans the packs of every device that is up (on open). */
+  async loadPacks(): Promise<void> {
+    await Promise.all(
+      this.ring.devices.map(async (dev) => {
+        if (!this.isUp(dev)) return;
+        try {
+          await this.packs.get(dev.id)!.load();
+        } catch (e) {
+          this.markDown(dev, e);
+        }
+      }),
+    );
+  }
+
+  async closePacks(): Promise<void> {
+    await Promise.all([...this.packs.values()].map((p) => p.close()));
+  }
+
+  /** The pack entry for a version on a device, if the version lives in the device's pack. */
+  packEntry(dev: RingDevice, kind: Kind, hash: string, file: string): PackEntry | undefined {
+    return kind === 'objects' ? this.packs.get(dev.id)!.entry(hash, file) : undefined;
+  }
+
+  private packable(kind: Kind, len: number): boolean {
+    return kind === 'objects' && len <= this.packMaxBytes;
   }
 
   partDir(dev: RingDevice, kind: Kind, part: number): string {
@@ -229,6 +271,13 @@ export class Disk {
         const v = parseFileName(n);
         if (v) out.push(v);
       }
+      if (kind === 'objects') {
+        for (const e of this.packs.get(dev.id)!.byHash.get(hash) ?? []) {
+          if (out.some((v) => v.file === e.file)) continue;
+          const v = parseFileName(e.file);
+          if (v) out.push(v);
+        }
+      }
       return out;
     } catch (e) {
       this.markDown(dev, e);
@@ -259,6 +308,19 @@ export class Disk {
    */
   async openFile(dev: RingDevice, kind: Kind, part: number, hash: string, v: Version, keepOpen: boolean, knownLarge = false): Promise<OpenedFile> {
     const path = `${this.hashDir(dev, kind, part, hash)}/${v.file}`;
+    const packed = this.packEntry(dev, kind, hash, v.file);
+    if (packed) {
+      try {
+        const raw = await this.packs.get(dev.id)!.read(packed);
+        const out = parseWhole(dev, path, raw);
+        if (out.record.timestamp !== v.ts) throw new CorruptFileError('record timestamp does not match its file name');
+        out.packed = packed;
+        return out;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ESHORT') throw new CorruptFileError('pack record shorter than expected');
+        throw e;
+      }
+    }
     const fd = await openFd(path, O_RDONLY);
     let keep = false;
     try {
@@ -266,12 +328,7 @@ export class Disk {
       const n = probe ? await readAt(fd, probe, 0, PROBE_SIZE, 0) : PROBE_SIZE;
       let out: OpenedFile;
       if (probe && n < PROBE_SIZE) {
-        if (n < FOOTER_SIZE) throw new CorruptFileError('file too short');
-        const footer = parseFooter(probe.subarray(n - FOOTER_SIZE, n), n);
-        const { table, record } = parseTail(probe.subarray(footer.dataLen, n - FOOTER_SIZE), footer);
-        const data = probe.subarray(0, footer.dataLen);
-        verifyBlocks(data, 0, table, footer.blockSize, footer.dataLen);
-        out = { dev, path, fd: -1, size: n, footer, table, record, data, raw: probe.subarray(0, n) };
+        out = parseWhole(dev, path, probe.subarray(0, n));
       } else {
         const size = (await fstatFd(fd)).size;
         const want = Math.min(size, PROBE_SIZE);
@@ -299,6 +356,28 @@ export class Disk {
   async quarantine(dev: RingDevice, kind: Kind, part: number, hash: string, file: string, reason: string): Promise<boolean> {
     const from = `${this.hashDir(dev, kind, part, hash)}/${file}`;
     const qdir = join(dev.path, 'quarantined', kind, hash);
+    const packed = this.packEntry(dev, kind, hash, file);
+    if (packed) {
+      // The record's bytes are kept aside as a file, then the version is dropped from the pack.
+      const pack = this.packs.get(dev.id)!;
+      try {
+        const raw = await pack.read(packed).catch(() => null);
+        if (raw) {
+          await mkdirsDurable(qdir, dev.path);
+          const fd = await openFd(`${qdir}/${file}.${Date.now()}`, O_NEW_FILE);
+          try {
+            await writeAll(fd, raw, 0);
+          } finally {
+            closeQuietly(fd);
+          }
+        }
+      } catch (e) {
+        this.log.warn({ device: dev.name, hash, file, err: String(e) }, 'could not keep a copy of a corrupt pack record');
+      }
+      if (!(await pack.kill(hash, file).catch(() => false))) return false;
+      this.log.warn({ device: dev.name, kind, partition: part, hash, file, reason, pack: packed.seg }, 'quarantined corrupt pack record');
+      return true;
+    }
     try {
       await mkdirsDurable(qdir, dev.path);
       await renamePath(from, `${qdir}/${file}.${Date.now()}`);
@@ -320,12 +399,18 @@ export class Disk {
         try {
           const versions = await this.listVersions(dev, kind, part, hash);
           if (!versions || versions.length < 2) return;
-          await Promise.all(obsoleteVersions(versions).map((v) => unlinkQuietly(`${dir}/${v.file}`)));
+          await Promise.all(obsoleteVersions(versions).map((v) => this.removeVersion(dev, kind, part, hash, v.file)));
         } finally {
           this.cleaning.delete(dir);
         }
       })(),
     );
+  }
+
+  /** Removes one version, from the pack or the hash directory, wherever it is. */
+  async removeVersion(dev: RingDevice, kind: Kind, part: number, hash: string, file: string): Promise<void> {
+    if (this.packEntry(dev, kind, hash, file)) await this.packs.get(dev.id)!.kill(hash, file).catch(() => false);
+    else await unlinkQuietly(`${this.hashDir(dev, kind, part, hash)}/${file}`);
   }
 
   /** Remembers which partition directories exist (so writes skip the mkdir). */
@@ -339,17 +424,29 @@ export class Disk {
   /** Partition numbers present on a device for a kind. */
   async listPartitions(dev: RingDevice, kind: Kind): Promise<number[]> {
     const names = await readdirOrEmpty(`${dev.path}/${kind}`);
-    return names.filter((n) => /^\d+$/.test(n)).map(Number);
+    const parts = new Set(names.filter((n) => /^\d+$/.test(n)).map(Number));
+    if (kind === 'objects') for (const p of this.packs.get(dev.id)!.byPart.keys()) parts.add(p);
+    return [...parts];
   }
 
   /** Hash directories present in one partition of a device. */
   async listHashes(dev: RingDevice, kind: Kind, part: number): Promise<string[]> {
     const names = await readdirOrEmpty(this.partDir(dev, kind, part));
-    return names.filter((n) => /^[0-9a-f]{32}$/.test(n));
+    const hashes = names.filter((n) => /^[0-9a-f]{32}$/.test(n));
+    if (kind !== 'objects') return hashes;
+    const packed = this.packs.get(dev.id)!.byPart.get(part);
+    if (!packed) return hashes;
+    const all = new Set(hashes);
+    for (const h of packed) all.add(h);
+    return [...all];
   }
 
   /** Unlinks every file of a hash directory, then the directory. */
   async removeHashDir(dev: RingDevice, kind: Kind, part: number, hash: string): Promise<void> {
+    if (kind === 'objects') {
+      const pack = this.packs.get(dev.id)!;
+      for (const e of [...(pack.byHash.get(hash) ?? [])]) await pack.kill(hash, e.file).catch(() => false);
+    }
     const dir = this.hashDir(dev, kind, part, hash);
     for (const n of await readdirOrEmpty(dir)) await unlinkQuietly(`${dir}/${n}`);
     await rmdirQuietly(dir);
@@ -382,6 +479,10 @@ export class Disk {
    * CorruptFileError and nothing is left on the target.
    */
   async copyFile(f: OpenedFile, dst: RingDevice, kind: Kind, part: number, hash: string, file: string): Promise<void> {
+    if (f.raw && this.packable(kind, f.raw.length)) {
+      await this.packs.get(dst.id)!.append(part, hash, file, [f.raw]);
+      return;
+    }
     const t = await this.openTmp(dst);
     await this.complete(t, kind, part, hash, file, async () => {
       if (f.raw) {
@@ -482,7 +583,7 @@ export class Disk {
         const created = await mkdirOne(hd);
         await renamePath(tmp, `${hd}/${file}`);
         await Promise.all([fsyncDir(hd), created ? fsyncDir(pd) : null]);
-        if (!created) this.scheduleCleanup(dev, kind, part, hash);
+        if (!created || (kind === 'objects' && this.packs.get(dev.id)!.byHash.has(hash))) this.scheduleCleanup(dev, kind, part, hash);
         return;
       } catch (e) {
         // The partition or hash directory vanished under us (replicator reclaim): retry once.
@@ -515,10 +616,60 @@ export class Disk {
    * Writes a whole file held in memory to every replica. `acked` resolves
    * once a quorum is durable; `all` once every replica is done.
    */
-  async writeWhole(kind: Kind, part: number, hash: string, file: string, bufs: Buffer[]): Promise<{ acked: Promise<number>; all: Promise<number> }> {
+  async writeWhole(
+    kind: Kind,
+    part: number,
+    hash: string,
+    file: string,
+    bufs: Buffer[],
+    /** False when the caller knows the object had no earlier version (no cleanup needed after a pack append). */
+    mayReplace = true,
+  ): Promise<{ acked: Promise<number>; all: Promise<number> }> {
+    let len = 0;
+    for (const b of bufs) len += b.length;
+    if (this.packable(kind, len)) return this.packWrite(kind, part, hash, file, bufs, mayReplace);
     const targets = await this.openTargets(kind, part);
     const q = quorumOf(
       targets.map((t) => this.complete(t, kind, part, hash, file, () => writevAll(t.fd, bufs, 0))),
+      this.quorum,
+    );
+    this.track(q.all);
+    return q;
+  }
+
+  /**
+   * Appends a record to the packs of the partition's primaries (a primary
+   * that is down is replaced by the next handoff). Each append is durable
+   * when it resolves (group commit per device).
+   */
+  private packWrite(kind: Kind, part: number, hash: string, file: string, bufs: Buffer[], mayReplace: boolean): { acked: Promise<number>; all: Promise<number> } {
+    const targets: RingDevice[] = [];
+    let handoffs: RingDevice[] | null = null;
+    let hi = 0;
+    for (const dev of this.ring.primaries(part)) {
+      if (this.isUp(dev)) {
+        targets.push(dev);
+        continue;
+      }
+      handoffs ??= this.ring.handoffs(part);
+      while (hi < handoffs.length && !this.isUp(handoffs[hi]!)) hi++;
+      if (hi < handoffs.length) {
+        targets.push(handoffs[hi++]!);
+        this.handoffParts.add(`${kind}:${part}`);
+      }
+    }
+    const q = quorumOf(
+      targets.map(async (dev) => {
+        const pack = this.packs.get(dev.id)!;
+        try {
+          await pack.append(part, hash, file, bufs);
+        } catch (e) {
+          this.markDown(dev, e);
+          this.log.warn({ device: dev.name, kind, hash, file, err: String(e) }, 'replica write failed');
+          throw e;
+        }
+        if (mayReplace || (pack.byHash.get(hash)?.length ?? 0) > 1) this.scheduleCleanup(dev, kind, part, hash);
+      }),
       this.quorum,
     );
     this.track(q.all);
@@ -595,6 +746,17 @@ export class StreamWrite {
     this.finished = true;
     for (const t of this.targets) if (!t.dead) this.disk._discard(t);
   }
+}
+
+/** Parses and verifies a whole record file held in memory (a small file, or a pack record). */
+function parseWhole(dev: RingDevice, path: string, raw: Buffer): OpenedFile {
+  const n = raw.length;
+  if (n < FOOTER_SIZE) throw new CorruptFileError('file too short');
+  const footer = parseFooter(raw.subarray(n - FOOTER_SIZE, n), n);
+  const { table, record } = parseTail(raw.subarray(footer.dataLen, n - FOOTER_SIZE), footer);
+  const data = raw.subarray(0, footer.dataLen);
+  verifyBlocks(data, 0, table, footer.blockSize, footer.dataLen);
+  return { dev, path, fd: -1, size: n, footer, table, record, data, raw };
 }
 
 /** Merges per-device listings of one hash directory. */

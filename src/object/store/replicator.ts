@@ -1,7 +1,7 @@
 import { PeriodicTask, eachLimit } from './daemon.js';
 import { KINDS, mergeVersions, type DeviceVersions, type Gathered, type Kind } from './disk.js';
 import { CorruptFileError, obsoleteVersions, type Version } from './format.js';
-import { closeQuietly, unlinkQuietly } from './fsutil.js';
+import { closeQuietly } from './fsutil.js';
 import type { RingDevice } from './ring.js';
 import { formatTicks } from './timestamp.js';
 import type { ObjectStore } from './store.js';
@@ -23,6 +23,8 @@ export interface ReplicationStats {
   quarantined: number;
   expired: number;
   tmpRemoved: number;
+  /** Pack segments rewritten and removed (mostly dead ones). */
+  packsCompacted: number;
   errors: number;
   aborted: boolean;
   durationMs: number;
@@ -39,6 +41,7 @@ const newStats = (): ReplicationStats => ({
   quarantined: 0,
   expired: 0,
   tmpRemoved: 0,
+  packsCompacted: 0,
   errors: 0,
   aborted: false,
   durationMs: 0,
@@ -60,8 +63,8 @@ const HASH_CONCURRENCY = 4;
  * - moves data off handoff devices once the primaries have it;
  * - reconciles the listing index with the newest record.
  *
- * Each pass also removes abandoned temp files and expires objects whose
- * X-Delete-At has passed.
+ * Each pass also removes abandoned temp files, compacts mostly-dead pack
+ * segments and expires objects whose X-Delete-At has passed.
  */
 export class Replicator extends PeriodicTask<ReplicationStats> {
   constructor(private readonly store: ObjectStore) {
@@ -117,6 +120,15 @@ export class Replicator extends PeriodicTask<ReplicationStats> {
       }
     }
     if (repair && !signal.aborted) {
+      for (const dev of ring.devices) {
+        if (!disk.isUp(dev)) continue;
+        try {
+          stats.packsCompacted += await disk.packs.get(dev.id)!.compact();
+        } catch (e) {
+          stats.errors++;
+          this.log.error({ device: dev.name, err: String(e) }, 'pack compaction failed');
+        }
+      }
       stats.reclaimed += this.store.index.reclaim(cutoff);
       try {
         stats.expired = await this.store.expireOnce();
@@ -218,7 +230,7 @@ export class Replicator extends PeriodicTask<ReplicationStats> {
     for (const d of readable) {
       for (const v of d.versions!) {
         if (!obsolete.has(v.file)) continue;
-        await unlinkQuietly(`${disk.hashDir(d.dev, kind, part, hash)}/${v.file}`);
+        await disk.removeVersion(d.dev, kind, part, hash, v.file);
         stats.removed++;
       }
     }

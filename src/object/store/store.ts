@@ -77,6 +77,16 @@ export interface OpenOptions {
    * every read goes to the replicas (what the engine's own tests exercise).
    */
   smallObjectCacheBytes?: number;
+  /**
+   * Object records (data + metadata) up to this many bytes are appended to a
+   * log per device with group commit (`pack.ts`) instead of one file each.
+   * Default 0: every version is a file (what the engine's own file-level
+   * tests exercise); the cloud turns it on. Packs already on disk are read
+   * whatever this says.
+   */
+  packMaxBytes?: number;
+  /** Size at which a pack segment is sealed and a new one started (default 64 MiB). */
+  packSegmentBytes?: number;
   logger?: StoreLogger;
 }
 
@@ -349,7 +359,8 @@ export class ObjectStore {
         for (const d of ring.devices) await fsyncDir(join(d.path, 'objects'));
         await ring.save(ringFile, root);
       }
-      const disk = new Disk(ring, `${process.pid.toString(36)}${randomBytes(4).toString('hex')}`, log);
+      const packMax = Math.min(opts.packMaxBytes ?? 0, PROBE_SIZE - 1);
+      const disk = new Disk(ring, `${process.pid.toString(36)}${randomBytes(4).toString('hex')}`, log, packMax, opts.packSegmentBytes);
       for (const d of ring.devices) {
         try {
           await access(d.path);
@@ -358,6 +369,7 @@ export class ObjectStore {
           disk.markDown(d, e);
         }
       }
+      await disk.loadPacks();
       await disk.learnPartDirs();
       const indexFile = join(root, 'index.db');
       const fresh = !existsSync(indexFile);
@@ -385,7 +397,7 @@ export class ObjectStore {
 
   private async devicesHoldData(): Promise<boolean> {
     for (const d of this.ring.devices) {
-      for (const k of KINDS) {
+      for (const k of [...KINDS, 'packs']) {
         try {
           if ((await readdir(join(d.path, k))).length > 0) return true;
         } catch {
@@ -414,6 +426,7 @@ export class ObjectStore {
     this.closed = true;
     await Promise.all([this.replicator.stop(), this.auditor.stop()]);
     await this.drain();
+    await this.disk.closePacks();
     this.index.close();
     heldRoots.delete(this.root);
     try {
@@ -812,7 +825,8 @@ export class ObjectStore {
       if (!iter) {
         const data = first.length === 1 ? first[0]! : Buffer.concat(first, firstLen);
         rec = finish(firstLen);
-        const { acked } = await this.disk.writeWhole('objects', place.partition, place.hash, file, encodeSmallFile(data, rec));
+        const mayReplace = this.index.getObject(row.id, name) !== undefined;
+        const { acked } = await this.disk.writeWhole('objects', place.partition, place.hash, file, encodeSmallFile(data, rec), mayReplace);
         await acked;
         if (this.cache.capacity > 0) this.cache.set(SmallObjectCache.key(place.hash, ts, null), frozenMeta(objectMeta(rec)), Buffer.from(data));
       } else {

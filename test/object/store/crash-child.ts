@@ -3,14 +3,16 @@
  * `ACK <name> <md5> <size> <timestamp>` once each putObject has resolved.
  * The parent kills it with SIGKILL at some point.
  *
- *   node --import tsx crash-child.ts <root> <round>
+ *   node --import tsx crash-child.ts <root> <round> [packMaxBytes]
+ *
+ * With packMaxBytes > 0 the small uploads go to the pack logs.
  */
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { ObjectStore } from '../../../src/object/store/index.js';
 
-const [root, round] = process.argv.slice(2) as [string, string];
-const store = await ObjectStore.open({ root, partPower: 6 });
+const [root, round, pack] = process.argv.slice(2) as [string, string, string | undefined];
+const store = await ObjectStore.open({ root, partPower: 6, packMaxBytes: Number(pack ?? 0) });
 await store.putContainer('AUTH_crash', 'c');
 
 function content(size: number, seed: number): Buffer {

@@ -1,0 +1,210 @@
+/**
+ * Pack logs (pack.ts): small object records appended to one log per device.
+ * Reads, overwrites, deletes and metadata updates; reopening rebuilds the
+ * same state from the segments (a torn tail is cut off); a corrupt record is
+ * quarantined and restored by the replicator; compaction drops dead
+ * segments without bringing anything back; a lost index is rebuilt from packs.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, openSync, readdirSync, statSync, unlinkSync, writeSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ObjectStore } from '../../../src/object/store/index.js';
+import { md5, pattern, readAll, replicaFiles, withStore } from './helpers.js';
+
+const A = 'AUTH_pack';
+const PACK = 64 * 1024 - 1;
+
+const segFiles = (root: string, d: number) => {
+  const dir = join(root, 'devices', `d${d}`, 'packs');
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith('.pack')).sort().map((n) => join(dir, n)) : [];
+};
+
+async function body(store: ObjectStore, name: string): Promise<Buffer> {
+  return readAll((await store.getObject(A, 'c', name)).stream);
+}
+
+describe('pack logs', () => {
+  test('small objects live in packs: no hash directories; large ones stay files', async () => {
+    const { store, root, done } = await withStore({ packMaxBytes: PACK });
+    try {
+      await store.putContainer(A, 'c');
+      const small = pattern(5000, 3);
+      const big = pattern(200_000, 4);
+      await store.putObject(A, 'c', 'small', small);
+      await store.putObject(A, 'c', 'big', big);
+      await store.drain();
+      assert.deepEqual((await replicaFiles(store, A, 'c', 'small')).flat(), [], 'no file for the small object');
+      assert.equal((await replicaFiles(store, A, 'c', 'big')).flat().length, 3, 'the large object is three files');
+      const place = store.ring.locate(A, 'c', 'small');
+      for (const d of place.devices) assert.equal(store.disk.packs.get(d.id)!.byHash.get(place.hash)?.length, 1, `one record on ${d.name}`);
+      assert.ok(segFiles(root, place.devices[0]!.id).length >= 1);
+      assert.equal(md5(await body(store, 'small')), md5(small));
+      assert.equal(md5(await body(store, 'big')), md5(big));
+      const r = await store.getObject(A, 'c', 'small', { range: { start: 10, end: 19 } });
+      assert.deepEqual(await readAll(r.stream), small.subarray(10, 20));
+    } finally {
+      await done();
+    }
+  });
+
+  test('overwrite, POST and delete: obsolete records are dropped; reopening gives the same state', async () => {
+    const { store, root, done } = await withStore({ packMaxBytes: PACK });
+    let reopened: ObjectStore | undefined;
+    try {
+      await store.putContainer(A, 'c');
+      await store.putObject(A, 'c', 'o', 'one');
+      await store.putObject(A, 'c', 'o', 'two');
+      await store.postObjectMeta(A, 'c', 'o', { userMeta: { color: 'blue' } });
+      await store.putObject(A, 'c', 'gone', 'x');
+      await store.deleteObject(A, 'c', 'gone');
+      await store.putObject(A, 'c', 'kept', 'k');
+      await store.drain();
+      const o = store.ring.locate(A, 'c', 'o');
+      for (const d of o.devices) {
+        const files = store.disk.packs.get(d.id)!.byHash.get(o.hash)!.map((e) => e.file.split('.').at(-1)).sort();
+        assert.deepEqual(files, ['data', 'meta'], 'old data dropped; newest data and its POST kept');
+      }
+      const g = store.ring.locate(A, 'c', 'gone');
+      for (const d of g.devices) assert.deepEqual(store.disk.packs.get(d.id)!.byHash.get(g.hash)!.map((e) => e.file.split('.').at(-1)), ['ts']);
+      await store.close();
+      reopened = await ObjectStore.open({ root, packMaxBytes: PACK });
+      for (const d of o.devices) assert.equal(reopened.disk.packs.get(d.id)!.byHash.get(o.hash)!.length, 2, 'kill records replayed');
+      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'two');
+      assert.equal((await reopened.headObject(A, 'c', 'o')).userMeta.color, 'blue');
+      await assert.rejects(reopened.headObject(A, 'c', 'gone'), { status: 404 });
+      assert.equal((await readAll((await reopened.getObject(A, 'c', 'kept')).stream)).toString(), 'k');
+      // Packs already on disk are read even when new writes go to files.
+      await reopened.close();
+      reopened = await ObjectStore.open({ root });
+      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'two');
+      await reopened.putObject(A, 'c', 'o', 'three');
+      await reopened.drain();
+      assert.equal((await replicaFiles(reopened, A, 'c', 'o')).flat().length, 3, 'the new version is a file on each replica');
+      for (const d of o.devices) assert.equal(reopened.disk.packs.get(d.id)!.byHash.get(o.hash), undefined, 'its packed versions were dropped');
+      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'three');
+    } finally {
+      await reopened?.close();
+      await done();
+    }
+  });
+
+  test('a torn record at the end of a segment is cut off on open; writes go on', async () => {
+    const { store, root, done } = await withStore({ packMaxBytes: PACK });
+    let reopened: ObjectStore | undefined;
+    try {
+      await store.putContainer(A, 'c');
+      for (let i = 0; i < 20; i++) await store.putObject(A, 'c', `o${i}`, pattern(1000 + i, i + 1));
+      await store.close();
+      const seg = segFiles(root, 0).at(-1)!;
+      const size = statSync(seg).size;
+      // Half a record: a valid-looking magic, then garbage.
+      appendFileSync(seg, Buffer.concat([Buffer.from([0x31, 0x4b, 0x50, 0x53]), pattern(50, 9)]));
+      reopened = await ObjectStore.open({ root, packMaxBytes: PACK });
+      assert.equal(statSync(seg).size, size, 'torn tail truncated');
+      for (let i = 0; i < 20; i++) assert.equal(md5(await readAll((await reopened.getObject(A, 'c', `o${i}`)).stream)), md5(pattern(1000 + i, i + 1)));
+      await reopened.putObject(A, 'c', 'after', 'ok');
+      assert.equal((await readAll((await reopened.getObject(A, 'c', 'after')).stream)).toString(), 'ok');
+      const audit = await reopened.auditor.runOnce();
+      assert.equal(audit.quarantined, 0);
+      assert.ok(audit.files >= 63);
+    } finally {
+      await reopened?.close();
+      await done();
+    }
+  });
+
+  test('corrupt records: reads still work, the auditor quarantines, the replicator restores', async () => {
+    const { store, root, done } = await withStore({ packMaxBytes: PACK });
+    try {
+      await store.putContainer(A, 'c');
+      const data = pattern(6000, 7);
+      await store.putObject(A, 'c', 'o', data);
+      await store.drain();
+      const place = store.ring.locate(A, 'c', 'o');
+      // Corrupt the data bytes of the record on two of the three replicas.
+      for (const d of place.devices.slice(0, 2)) {
+        const e = store.disk.packs.get(d.id)!.byHash.get(place.hash)![0]!;
+        const fd = openSync(join(root, 'devices', d.name, 'packs', `${String(e.seg).padStart(8, '0')}.pack`), 'r+');
+        writeSync(fd, Buffer.from('CORRUPTION!'), 0, 11, e.off + 100);
+        closeSync(fd);
+      }
+      for (let i = 0; i < 3; i++) assert.equal(md5(await body(store, 'o')), md5(data), 'reads return the right bytes');
+      await store.auditor.runOnce();
+      await store.drain();
+      for (const d of place.devices.slice(0, 2)) assert.equal(store.disk.packs.get(d.id)!.byHash.get(place.hash), undefined, `quarantined on ${d.name}`);
+      assert.ok(existsSync(join(place.devices[0]!.path, 'quarantined', 'objects', place.hash)), 'the bad record kept aside');
+      const rep = await store.replicator.runOnce();
+      assert.ok(rep.copied >= 2);
+      for (const d of place.devices) assert.equal(store.disk.packs.get(d.id)!.byHash.get(place.hash)?.length, 1, `restored on ${d.name}`);
+      assert.equal((await store.auditor.runOnce()).quarantined, 0);
+      assert.equal(md5(await body(store, 'o')), md5(data));
+    } finally {
+      await done();
+    }
+  });
+
+  test('compaction removes mostly-dead segments; nothing deleted comes back after reopening', async () => {
+    const { store, root, done } = await withStore({ packMaxBytes: PACK, packSegmentBytes: 64 * 1024 });
+    let reopened: ObjectStore | undefined;
+    try {
+      await store.putContainer(A, 'c');
+      for (let i = 0; i < 60; i++) await store.putObject(A, 'c', `o${i}`, pattern(3000, i + 1));
+      // Most objects are deleted or overwritten; a few stay as they were.
+      for (let i = 0; i < 60; i++) {
+        if (i % 10 === 0) continue;
+        if (i % 2) await store.deleteObject(A, 'c', `o${i}`);
+        else await store.putObject(A, 'c', `o${i}`, pattern(2000, i + 100));
+      }
+      await store.drain();
+      const before = segFiles(root, 0).length;
+      const rep = await store.replicator.runOnce();
+      assert.equal(rep.errors, 0);
+      assert.ok(rep.packsCompacted > 0, 'some segments compacted');
+      const after = store.ring.devices.reduce((n, d) => n + segFiles(root, d.id).length, 0);
+      const had = store.ring.devices.reduce((n, d) => n + store.disk.packs.get(d.id)!.segments().length, 0);
+      assert.equal(after, had);
+      assert.ok(segFiles(root, 0).length <= before);
+      const check = async (s: ObjectStore) => {
+        for (let i = 0; i < 60; i++) {
+          if (i % 10 !== 0 && i % 2) await assert.rejects(s.headObject(A, 'c', `o${i}`), { status: 404 }, `o${i} stays deleted`);
+          else {
+            const want = i % 10 === 0 ? pattern(3000, i + 1) : pattern(2000, i + 100);
+            assert.equal(md5(await readAll((await s.getObject(A, 'c', `o${i}`)).stream)), md5(want), `o${i}`);
+          }
+        }
+      };
+      await check(store);
+      await store.close();
+      reopened = await ObjectStore.open({ root, packMaxBytes: PACK, packSegmentBytes: 64 * 1024 });
+      await check(reopened);
+      // Every replica of every live object is there after the reopen: the audit sees them all.
+      const audit = await reopened.auditor.runOnce();
+      assert.equal(audit.quarantined, 0);
+      const live = 6 + 27; // o0,o10..o50 untouched; 27 overwritten (even, not multiples of 10)
+      assert.equal(reopened.ring.devices.reduce((n, d) => n + reopened!.disk.packs.get(d.id)!.entryCount, 0), live * 3 + 27 * 3, 'data records, plus the tombstones');
+    } finally {
+      await reopened?.close();
+      await done();
+    }
+  });
+
+  test('a lost index is rebuilt from the packs', async () => {
+    const { store, root, done } = await withStore({ packMaxBytes: PACK });
+    let reopened: ObjectStore | undefined;
+    try {
+      await store.putContainer(A, 'c');
+      for (let i = 0; i < 10; i++) await store.putObject(A, 'c', `o${i}`, pattern(100 + i, i + 1));
+      await store.deleteObject(A, 'c', 'o3');
+      await store.close();
+      for (const f of ['index.db', 'index.db-wal', 'index.db-shm']) if (existsSync(join(root, f))) unlinkSync(join(root, f));
+      reopened = await ObjectStore.open({ root, packMaxBytes: PACK });
+      const { entries, info } = await reopened.listContainer(A, 'c');
+      assert.deepEqual(entries.map((e) => ('name' in e ? e.name : '')), ['o0', 'o1', 'o2', 'o4', 'o5', 'o6', 'o7', 'o8', 'o9']);
+      assert.equal(info.bytesUsed, [0, 1, 2, 4, 5, 6, 7, 8, 9].reduce((n, i) => n + 100 + i, 0));
+    } finally {
+      await reopened?.close();
+      await done();
+    }
+  });
+});
