@@ -17,6 +17,16 @@
  *
  *   npx tsx bench/object/run.ts [--objects 1000] [--big-mib 256] [--list-count 10000]
  *                               [--no-swift] [--threadpool 16] [--json-out FILE] [--workloads small,big,list,api]
+ *                               [--warmup 3000] [--rounds 2]
+ *
+ * The one-client workloads run `--rounds` times, the APIs taking turns
+ * (Swift API, S3 API, Swift API, …), and each figure is the best of the
+ * rounds; the big GET with curl is the best of 3, next to the best of 3 raw
+ * O_DIRECT reads (dd) of the very file the server stored the object in.
+ *
+ * Before anything is timed, every target gets the same untimed warm-up through
+ * each of its APIs (load.ts warmUp: --warmup 4 KiB PUTs at c=32, each read
+ * twice, then deleted; 0 skips it).
  *
  * It builds dist/ first (tsc). `--threadpool` sets UV_THREADPOOL_SIZE for
  * the Stratus process (0 = Node's default of 4). Real Swift needs the Debian
@@ -28,7 +38,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createServer } from 'node:net';
-import { runLoad, s3Api, swiftApi, type LoadResult } from './load.js';
+import { bestOf, processTreeCpuUs, rawReadOfLargest, runLoad, s3Api, swiftApi, warmUp, type LoadResult } from './load.js';
 import { startBenchCloud } from '../lib/cloud.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -45,6 +55,8 @@ const THREADPOOL = Number(arg('threadpool', '16'));
 const WITH_SWIFT = !args.includes('--no-swift') && existsSync('/usr/bin/swift-proxy-server') && existsSync(join(ANCHORS, 'swift-up.sh'));
 const JSON_OUT = arg('json-out', '');
 const WORKLOADS = new Set(arg('workloads', 'small,big,list,api').split(','));
+const WARMUP = Number(arg('warmup', '3000'));
+const ROUNDS = Math.max(1, Number(arg('rounds', '2')));
 
 async function freePort(): Promise<number> {
   return new Promise((res) => {
@@ -57,6 +69,10 @@ async function freePort(): Promise<number> {
 
 interface Target {
   label: string;
+  /** Where the server keeps its object files (for the raw read of the stored big object). */
+  dataDir: string;
+  /** The server's processes (their descendants count too), for CPU per request. */
+  pids: () => number[];
   url: string;
   token: string;
   /** The same account's S3 API. */
@@ -106,7 +122,7 @@ async function startStratus(): Promise<{ target: Target; dataDir: string; stop: 
   const made = await cloud.api(token, 'POST', `/identity/v3/users/${who.token.user.id}/credentials/OS-EC2`, { tenant_id: who.token.project.id });
   const credential = (made.body as { credential: { access: string; secret: string } }).credential;
   return {
-    target: { label: 'stratus', url: storage, token, s3: { endpoint: cloud.s3Url, access: credential.access, secret: credential.secret, region: 'RegionOne' } },
+    target: { label: 'stratus', dataDir: join(cloud.dataDir, 'object'), pids: () => [cloud.proc.pid!], url: storage, token, s3: { endpoint: cloud.s3Url, access: credential.access, secret: credential.secret, region: 'RegionOne' } },
     dataDir: cloud.dataDir,
     stop: () => cloud.stop(),
   };
@@ -129,7 +145,8 @@ async function startSwift(): Promise<{ target: Target; dir: string; stop: () => 
   const get = (k: string) => new RegExp(`${k}=['"]?([^'"\\n]+)`).exec(envSh)?.[1] ?? '';
   return {
     target: {
-      label: 'swift', url: get('OS_STORAGE_URL'), token: get('OS_AUTH_TOKEN'),
+      label: 'swift', dataDir: dir, url: get('OS_STORAGE_URL'),
+      pids: () => readFileSync(join(dir, 'run', 'pids'), 'utf8').split('\n').filter(Boolean).map((l) => Number(l.split(' ')[1])), token: get('OS_AUTH_TOKEN'),
       s3: { endpoint: get('S3_ENDPOINT'), access: get('S3_ACCESS_KEY'), secret: get('S3_SECRET_KEY'), region: get('S3_REGION') || 'us-east-1' },
     },
     dir,
@@ -202,7 +219,8 @@ function printApiTable() {
   const cols = Object.keys(apiResults);
   if (!cols.length) return;
   const lines = [`\n== Swift API and S3 API with one client (bench/object/load.ts, Node): ${cols.join(' | ')} ==`];
-  const cell = (r: { opsPerSec: number; p50ms: number; p99ms: number }) => `${r.opsPerSec.toFixed(0)} req/s p50 ${r.p50ms.toFixed(1)} p99 ${r.p99ms.toFixed(1)} ms`;
+  const cell = (r: { opsPerSec: number; p50ms: number; p99ms: number; serverCpuUsPerOp: number | null }) =>
+    `${r.opsPerSec.toFixed(0)} req/s p50 ${r.p50ms.toFixed(1)} p99 ${r.p99ms.toFixed(1)} ms` + (r.serverCpuUsPerOp !== null ? ` (server ${r.serverCpuUsPerOp.toFixed(0)} µs/req)` : '');
   const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? `${((a / b) * 100).toFixed(0)}%` : '-');
   const rows: Array<[string, (r: LoadResult) => number | null, (r: LoadResult) => string]> = [
     ['PUT 4 KiB c=1', (r) => r.put4k.c1.opsPerSec, (r) => cell(r.put4k.c1)],
@@ -212,6 +230,7 @@ function printApiTable() {
     [`PUT ${BIG_MIB} MiB`, (r) => r.bigPutMBps, (r) => (r.bigPutMBps === null ? '-' : `${r.bigPutMBps.toFixed(0)} MB/s`)],
     [`GET ${BIG_MIB} MiB`, (r) => r.bigGetMBps, (r) => (r.bigGetMBps === null ? '-' : `${r.bigGetMBps.toFixed(0)} MB/s`)],
     [`GET ${BIG_MIB} MiB curl`, (r) => r.bigGetCurlMBps, (r) => (r.bigGetCurlMBps === null ? '-' : `${r.bigGetCurlMBps.toFixed(0)} MB/s`)],
+    [`raw read, same file`, (r) => r.bigRawReadMBps, (r) => (r.bigRawReadMBps === null ? '-' : `${r.bigRawReadMBps.toFixed(0)} MB/s`)],
   ];
   for (const [name, val, show] of rows) {
     const s3 = apiResults['stratus S3'];
@@ -221,6 +240,21 @@ function printApiTable() {
       `${name.padEnd(16)} ` + cols.map((c) => `${c}: ${show(apiResults[c]!)}`).join(' | ') +
         `  [stratus S3/Swift ${ratio(s3 && val(s3), sw && val(sw))}` + (real ? `, stratus/swift Swift API ${sw && val(sw) && val(real) ? (val(sw)! / val(real)!).toFixed(1) + 'x' : '-'}` : '') + ']',
     );
+  }
+  const s3 = apiResults['stratus S3'];
+  const sw = apiResults['stratus Swift'];
+  if (s3 && sw) {
+    const pairs: Array<[string, number | null, number | null]> = [
+      ['PUT c=1', s3.put4k.c1.serverCpuUsPerOp, sw.put4k.c1.serverCpuUsPerOp],
+      ['PUT c=32', s3.put4k.c32.serverCpuUsPerOp, sw.put4k.c32.serverCpuUsPerOp],
+      ['GET c=1', s3.get4k.c1.serverCpuUsPerOp, sw.get4k.c1.serverCpuUsPerOp],
+      ['GET c=32', s3.get4k.c32.serverCpuUsPerOp, sw.get4k.c32.serverCpuUsPerOp],
+    ];
+    lines.push('stratus server CPU per 4 KiB request, S3 API / Swift API: ' + pairs.map(([k, a, b]) => `${k} ${a && b ? ((a / b) * 100).toFixed(0) + '%' : '-'}`).join(', '));
+  }
+  for (const c of cols) {
+    const r = apiResults[c]!;
+    if (r.bigGetCurlMBps && r.bigRawReadMBps) lines.push(`${c}: GET ${BIG_MIB} MiB with curl = ${((r.bigGetCurlMBps / r.bigRawReadMBps) * 100).toFixed(0)}% of a raw O_DIRECT read of the stored file`);
   }
   console.log(lines.join('\n'));
 }
@@ -233,6 +267,18 @@ async function main() {
   const targets = [...(swift ? [swift.target] : []), stratus.target];
   console.log(`stratus: ${stratus.target.url} (UV_THREADPOOL_SIZE=${THREADPOOL || 'default'})${swift ? `\nswift:   ${swift.target.url}` : '\n(real Swift not available: --no-swift or packages missing)'}`);
   try {
+    for (const t of WARMUP > 0 ? targets : []) {
+      for (const api of [swiftApi(`${t.label} Swift`, t.url, t.token), ...(t.s3 ? [s3Api(`${t.label} S3`, t.s3.endpoint, t.s3.access, t.s3.secret, t.s3.region)] : [])]) {
+        console.log(`warm-up: ${api.label} (${WARMUP} PUT, ${2 * WARMUP} GET, untimed) ...`);
+        try {
+          await warmUp(api, WARMUP);
+        } catch (e) {
+          console.log(`${api.label}: warm-up failed: ${(e as Error).message}`);
+        } finally {
+          api.close();
+        }
+      }
+    }
     for (const c of WORKLOADS.has('small') ? [1, 32] : []) {
       for (const t of targets) {
         console.log(`small c=${c} ${t.label} ...`);
@@ -252,16 +298,24 @@ async function main() {
     }
     for (const t of WORKLOADS.has('api') ? targets : []) {
       const apis = [swiftApi(`${t.label} Swift`, t.url, t.token), ...(t.s3 ? [s3Api(`${t.label} S3`, t.s3.endpoint, t.s3.access, t.s3.secret, t.s3.region)] : [])];
-      for (const api of apis) {
-        console.log(`one-client workloads: ${api.label} ...`);
-        try {
-          apiResults[api.label] = await runLoad(api, { smallOps: OBJECTS, bigMiB: WORKLOADS.has('big') ? BIG_MIB : 0 });
-        } catch (e) {
-          console.log(`${api.label}: failed: ${(e as Error).message}`);
-        } finally {
-          api.close();
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const api of apis) {
+          console.log(`one-client workloads: ${api.label} (round ${round} of ${ROUNDS}) ...`);
+          try {
+            const r = await runLoad(api, {
+              smallOps: OBJECTS,
+              bigMiB: WORKLOADS.has('big') ? BIG_MIB : 0,
+              rawRead: () => rawReadOfLargest(t.dataDir, BIG_MIB * 1024 * 1024),
+              serverCpuUs: () => processTreeCpuUs(t.pids()),
+            });
+            const prev = apiResults[api.label];
+            apiResults[api.label] = prev ? bestOf(prev, r) : r;
+          } catch (e) {
+            console.log(`${api.label}: failed: ${(e as Error).message}`);
+          }
         }
       }
+      for (const api of apis) api.close();
     }
     if (WORKLOADS.has('big')) (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
   } finally {

@@ -19,7 +19,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { runLoad, s3Api, type LoadResult } from './load.js';
+import { runLoad, s3Api, warmUp, type LoadResult } from './load.js';
 import { freePort } from '../lib/cloud.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -38,6 +38,7 @@ export interface S3BenchOptions {
 export async function runS3Bench(o: S3BenchOptions): Promise<LoadResult> {
   const api = s3Api('S3', o.endpoint, o.access, o.secret, o.region);
   try {
+    await warmUp(api);
     return await runLoad(api, { smallOps: o.smallOps ?? 2000, bigMiB: o.bigMiB ?? 256, ...(o.log ? { log: o.log } : {}) });
   } finally {
     api.close();

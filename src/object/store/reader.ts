@@ -4,7 +4,7 @@ import { CorruptFileError, verifyBlocks } from './format.js';
 import type { OpenedFile } from './disk.js';
 
 /** Bytes per read call when streaming (a whole number of blocks, at least 1 MiB). */
-const READ_TARGET = 1024 * 1024;
+const READ_TARGET = 4 * 1024 * 1024;
 /** Reads kept in flight ahead of the consumer. */
 const DEPTH = 2;
 
