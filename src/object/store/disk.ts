@@ -244,19 +244,22 @@ export class Disk {
     this.downUntil.set(dev.id, Date.now() + DOWN_MS);
   }
 
-  /** Re-checks every device (its tmp/ directory must be there): marks it up or down. */
+  /**
+   * Re-checks every device (its tmp/ directory must be there): marks it up or
+   * down. A device back up has its pack scanned (if that was not done yet).
+   */
   async probeDevices(): Promise<void> {
     await Promise.all(
-      this.ring.devices.map(
-        (dev) =>
-          new Promise<void>((res) =>
-            access(this.tmpDir(dev), fsConstants.W_OK, (e) => {
-              if (e) this.markDown(dev, e);
-              else if (this.downUntil.delete(dev.id)) this.log.info({ device: dev.name }, 'device available again');
-              res();
-            }),
-          ),
-      ),
+      this.ring.devices.map(async (dev) => {
+        const err = await new Promise<NodeJS.ErrnoException | null>((res) => access(this.tmpDir(dev), fsConstants.W_OK, res));
+        if (err) return this.markDown(dev, err);
+        try {
+          await this.packs.get(dev.id)!.load();
+        } catch (e) {
+          return this.markDown(dev, e);
+        }
+        if (this.downUntil.delete(dev.id)) this.log.info({ device: dev.name }, 'device available again');
+      }),
     );
   }
 

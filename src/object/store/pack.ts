@@ -97,6 +97,8 @@ export class DevicePack {
   private flushing: Promise<void> | null = null;
   private dirReady = false;
   private closed = false;
+  /** Set once the segments have been scanned (on open, or before the first append of a device that was down then). */
+  private loaded: Promise<void> | null = null;
   /** hash → versions held here (kind `objects` only). */
   readonly byHash = new Map<string, PackEntry[]>();
   /** partition → hashes with at least one entry. */
@@ -165,8 +167,16 @@ export class DevicePack {
 
   // ------------------------------------------------------------------ open
 
-  /** Scans every segment in order and rebuilds the index; truncates a torn tail. */
-  async load(): Promise<void> {
+  /** Scans every segment in order and rebuilds the index (once); truncates a torn tail. */
+  load(): Promise<void> {
+    this.loaded ??= this.scanAll().catch((e: unknown) => {
+      this.loaded = null; // try again next time (e.g. the device was unavailable)
+      throw e;
+    });
+    return this.loaded;
+  }
+
+  private async scanAll(): Promise<void> {
     const names = (await readdirOrEmpty(this.dir)).filter((n) => /^\d{8}\.pack$/.test(n)).sort();
     if (names.length) this.dirReady = true;
     for (let i = 0; i < names.length; i++) {
@@ -300,6 +310,8 @@ export class DevicePack {
       const batch = this.queue.splice(0, n);
       let seg: Segment;
       try {
+        // A device that was unavailable when the store opened is scanned before it is appended to.
+        await this.load();
         seg = await this.target(bytes);
       } catch (e) {
         for (const p of batch) p.reject(e);

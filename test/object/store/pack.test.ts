@@ -8,6 +8,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, openSync, readdirSync, statSync, unlinkSync, writeSync, closeSync } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ObjectStore } from '../../../src/object/store/index.js';
 import { md5, pattern, readAll, replicaFiles, withStore } from './helpers.js';
@@ -183,6 +184,37 @@ describe('pack logs', () => {
       assert.equal(audit.quarantined, 0);
       const live = 6 + 27; // o0,o10..o50 untouched; 27 overwritten (even, not multiples of 10)
       assert.equal(reopened.ring.devices.reduce((n, d) => n + reopened!.disk.packs.get(d.id)!.entryCount, 0), live * 3 + 27 * 3, 'data records, plus the tombstones');
+    } finally {
+      await reopened?.close();
+      await done();
+    }
+  });
+
+  test('a device missing at open: writes go to handoff packs, and move back once it returns', async () => {
+    const { store, root, done } = await withStore({ packMaxBytes: PACK });
+    let reopened: ObjectStore | undefined;
+    try {
+      await store.putContainer(A, 'c');
+      await store.putObject(A, 'c', 'o', 'v1');
+      await store.close();
+      const place = store.ring.locate(A, 'c', 'o');
+      const away = place.devices[0]!;
+      await rename(away.path, away.path + '.away');
+      reopened = await ObjectStore.open({ root, packMaxBytes: PACK });
+      await reopened.putObject(A, 'c', 'o', 'v2');
+      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'v2');
+      await reopened.drain();
+      const onHandoffs = reopened.ring.handoffs(place.partition).filter((d) => reopened!.disk.packs.get(d.id)!.byHash.has(place.hash));
+      assert.equal(onHandoffs.length, 1, 'the missing primary was replaced by a handoff');
+      await rename(away.path + '.away', away.path);
+      const rep = await reopened.replicator.runOnce();
+      assert.equal(rep.errors, 0);
+      assert.equal(rep.handoffsCleared, 1);
+      const pack = reopened.disk.packs.get(away.id)!;
+      assert.deepEqual(pack.byHash.get(place.hash)!.map((e) => e.file.split('.').at(-1)), ['data'], 'the returned device has v2 only (its pack was scanned: v1 was dropped)');
+      for (const d of onHandoffs) assert.equal(reopened.disk.packs.get(d.id)!.byHash.has(place.hash), false, 'moved off the handoff');
+      assert.equal((await reopened.auditor.runOnce()).quarantined, 0);
+      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'v2');
     } finally {
       await reopened?.close();
       await done();
