@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync, mkdtempSync, readdirSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { startCloud, openstack, osJson, osOk, hasOpenstackCli, waitFor, consoleMatch, type RunningCloud } from '../helpers/cloud-process.js';
+import { consoleMatch, deleteServersAndStop, hasOpenstackCli, openstack, osJson, osOk, type RunningCloud, startCloud, waitFor } from '../helpers/cloud-process.js';
 
 const D = 'stratus-demo' as const;
 const A = 'stratus-admin' as const;
@@ -22,14 +22,7 @@ before(async () => {
   if (skip) return;
   cloud = await startCloud({ env: { STRATUS_GUEST_IMAGE_CACHE: process.env.STRATUS_GUEST_IMAGE_CACHE ?? '/var/tmp/stratus-test-cache/guest-image', STRATUS_COMPUTE__ACCEL: 'tcg' }, timeoutMs: 600_000 });
 });
-after(async () => {
-  if (!cloud) return;
-  // delete whatever is left so no guest outlives the test
-  const left = await openstack(cloud, A, ['server', 'list', '--all-projects', '-f', 'value', '-c', 'ID']);
-  for (const id of left.stdout.split('\n').filter(Boolean)) await openstack(cloud, A, ['server', 'delete', '--wait', id]);
-  await cloud.stop();
-  cloud.cleanup();
-});
+after(() => deleteServersAndStop(cloud));
 
 const status = async (name: string, who: typeof D | typeof A = D) => String((await osJson(cloud, who, ['server', 'show', name])).status);
 const waitStatus = (name: string, want: string, t = 180_000) => waitFor(`${name} ${want}`, async () => (await status(name)) === want, t);

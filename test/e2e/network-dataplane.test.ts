@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCloud, openstack, osJson, osOk, hasOpenstackCli, waitFor, consoleMatch, type RunningCloud } from '../helpers/cloud-process.js';
+import { consoleMatch, deleteServersAndStop, hasOpenstackCli, openstack, osJson, osOk, type RunningCloud, startCloud, waitFor } from '../helpers/cloud-process.js';
 
 const D = 'stratus-demo' as const;
 const A = 'stratus-admin' as const;
@@ -29,12 +29,7 @@ before(async () => {
   cloud = await startCloud({ env: ENV, timeoutMs: 600_000 });
 });
 after(async () => {
-  if (cloud) {
-    const left = await openstack(cloud, A, ['server', 'list', '--all-projects', '-f', 'value', '-c', 'ID']);
-    for (const id of left.stdout.split('\n').filter(Boolean)) await openstack(cloud, A, ['server', 'delete', '--wait', id]);
-    await cloud.stop();
-    cloud.cleanup();
-  }
+  await deleteServersAndStop(cloud);
   rmSync(work, { recursive: true, force: true });
 });
 

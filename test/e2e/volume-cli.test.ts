@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { startCloud, openstack, osJson, osOk, hasOpenstackCli, waitFor, consoleMatch, type RunningCloud } from '../helpers/cloud-process.js';
+import { consoleMatch, deleteServersAndStop, hasOpenstackCli, openstack, osJson, osOk, type RunningCloud, startCloud, waitFor } from '../helpers/cloud-process.js';
 
 const D = 'stratus-demo' as const;
 const A = 'stratus-admin' as const;
@@ -30,13 +30,7 @@ before(async () => {
   if (skip) return;
   cloud = await startCloud({ env: { STRATUS_GUEST_IMAGE_CACHE: process.env.STRATUS_GUEST_IMAGE_CACHE ?? '/var/tmp/stratus-test-cache/guest-image', STRATUS_COMPUTE__ACCEL: 'tcg' }, timeoutMs: 600_000 });
 });
-after(async () => {
-  if (!cloud) return;
-  const left = await openstack(cloud, A, ['server', 'list', '--all-projects', '-f', 'value', '-c', 'ID']);
-  for (const id of left.stdout.split('\n').filter(Boolean)) await openstack(cloud, A, ['server', 'delete', '--wait', id]);
-  await cloud.stop();
-  cloud.cleanup();
-});
+after(() => deleteServersAndStop(cloud));
 
 const volStatus = async (name: string) => String((await osJson(cloud, D, ['volume', 'show', name])).status);
 const waitVolume = (name: string, want: string, t = 120_000) =>

@@ -203,4 +203,16 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 export function consoleMatch(cloud: RunningCloud, who: 'stratus-admin' | 'stratus-demo', name: string, re: RegExp, timeoutMs = 240_000): Promise<RegExpExecArray> {
   return waitFor(`${name} console ${re}`, async () => re.exec(await osOk(cloud, who, ['console', 'log', 'show', name])) ?? undefined, timeoutMs, 2000);
 }
+/**
+ * Teardown of a test that boots guests: deletes every server left (waiting,
+ * so no QEMU outlives the test), stops the cloud and removes its data dir.
+ */
+export async function deleteServersAndStop(cloud: RunningCloud | undefined): Promise<void> {
+  if (!cloud) return;
+  const left = await openstack(cloud, 'stratus-admin', ['server', 'list', '--all-projects', '-f', 'value', '-c', 'ID']);
+  for (const id of left.stdout.split('\n').filter(Boolean)) await openstack(cloud, 'stratus-admin', ['server', 'delete', '--wait', id]);
+  await cloud.stop();
+  cloud.cleanup();
+}
+
 export const readSecret = (cloud: RunningCloud, name: string) => readFileSync(join(cloud.dataDir, 'secrets', name), 'utf8').trim();
