@@ -27,6 +27,12 @@ const SG_ATTRS: Record<string, AttrSpec> = {
   tags: { post: true, check: tagList },
 };
 
+/** A port (or ICMP type/code) number: an integer 0–65535, with Neutron's wording when it is out of range. */
+function portValue(v: unknown, fail: (r: string) => never): number | null {
+  const n = nullableInteger(Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)(v, fail);
+  return n === null || (n >= 0 && n <= 65535) ? n : fail(`Invalid value for port ${n}`);
+}
+
 const RULE_ATTRS: Record<string, AttrSpec> = {
   security_group_id: { post: true, check: str(255) },
   direction: { post: true, check: (v, f) => (v === 'ingress' || v === 'egress' ? v : f(`'${String(v)}' is not in ['ingress', 'egress']`)) },
@@ -38,8 +44,8 @@ const RULE_ATTRS: Record<string, AttrSpec> = {
     },
   },
   protocol: { post: true, check: (v, f) => (v === null ? null : typeof v === 'string' || typeof v === 'number' ? String(v).toLowerCase() : f(`'${String(v)}' is not a valid protocol`)) },
-  port_range_min: { post: true, check: nullableInteger(0, 65535) },
-  port_range_max: { post: true, check: nullableInteger(0, 65535) },
+  port_range_min: { post: true, check: portValue },
+  port_range_max: { post: true, check: portValue },
   remote_ip_prefix: { post: true, check: (v, f) => (v === null ? null : str(64)(v, f)) },
   remote_group_id: { post: true, check: (v, f) => (v === null ? null : str(255)(v, f)) },
   remote_address_group_id: { post: true, check: (v, f) => (v === null ? null : f('address groups are not supported')) },
