@@ -161,6 +161,22 @@ test('port CRUD: MAC, fixed IPs, security groups, address pairs, binding', async
   await c.ok('DELETE', `/networks/${n.id}`, undefined, c.demo.token, 204);
 });
 
+test('bulk port create: several ports in one request, all or none', async () => {
+  const n1 = (await c.ok('POST', '/networks', { network: { name: 'bulk-1' } }, c.demo.token, 201)).network;
+  const n2 = (await c.ok('POST', '/networks', { network: { name: 'bulk-2' } }, c.demo.token, 201)).network;
+  const made = (await c.ok('POST', '/ports', { ports: [{ network_id: n1.id, name: 'a' }, { network_id: n2.id, name: 'b' }] }, c.demo.token, 201)).ports;
+  assert.deepEqual(made.map((p: { network_id: string }) => p.network_id), [n1.id, n2.id]);
+  assert.ok(made.every((p: { admin_state_up: boolean }) => p.admin_state_up));
+  const before = await c.snapshot();
+  // A bad item refuses the whole request before anything is made; a failure while creating undoes the ports made before it.
+  c.expectError(await c.api('POST', '/ports', { ports: [{ network_id: n1.id }, { network_id: '00000000-0000-0000-0000-000000000000' }] }, c.demo.token), 404, 'NetworkNotFound');
+  c.expectError(await c.api('POST', '/ports', { ports: [{ network_id: n1.id, name: 'x' }, { network_id: n2.id, mac_address: made[0].mac_address }, { network_id: n2.id, mac_address: made[0].mac_address }] }, c.demo.token), 409, 'MacAddressInUse');
+  c.expectError(await c.api('POST', '/ports', { ports: [] }, c.demo.token), 400, 'BadRequest');
+  assert.deepEqual(await c.snapshot(), before);
+  for (const p of made) await c.ok('DELETE', `/ports/${p.id}`, undefined, c.demo.token, 204);
+  for (const n of [n1, n2]) await c.ok('DELETE', `/networks/${n.id}`, undefined, c.demo.token, 204);
+});
+
 test('routers, interfaces, routes, gateway and floating IPs', async () => {
   const pub = (await c.ok('POST', '/networks', { network: { name: 'r-pub', 'router:external': true } }, c.admin.token, 201)).network;
   const pubSub = (await c.ok('POST', '/subnets', { subnet: { network_id: pub.id, ip_version: 4, cidr: '172.31.5.0/24', enable_dhcp: false } }, c.admin.token, 201)).subnet;

@@ -253,18 +253,36 @@ export function networkRoutes(svc: NetworkService, policy: PolicyEngine, env: Ne
     }),
     defineRoute({
       method: 'POST', url: '/v2.0/ports', policy: 'create_port', status: 201, errors: [404, 409],
+      // One port ({"port": …}) or several at once ({"ports": […]}, Neutron's bulk create: all or none).
       target: async (req) => {
-        const body = bodyOf(req, 'port', Ports.checkCreate);
-        if (typeof body.network_id !== 'string') throw badRequest("Invalid input for network_id. Reason: 'None' is not a valid UUID.");
-        const net = await svc.networks.get(callerOf(req), body.network_id);
-        put(req, { body, net });
-        return onNetTarget((body.project_id as string | undefined) ?? callerOf(req).projectId ?? net.project_id, net);
+        const raw = req.body as Record<string, unknown> | null;
+        const bulk = raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'ports' in raw && !('port' in raw);
+        if (bulk && (!Array.isArray(raw.ports) || raw.ports.length === 0)) throw badRequest('Resource body required for ports: a non-empty list.');
+        const items = bulk ? (raw.ports as unknown[]).map((p) => Ports.checkCreate(p)) : [bodyOf(req, 'port', Ports.checkCreate)];
+        const planned: Array<{ body: Body; net: NetworkRow; target: Record<string, unknown> }> = [];
+        for (const body of items) {
+          if (typeof body.network_id !== 'string') throw badRequest("Invalid input for network_id. Reason: 'None' is not a valid UUID.");
+          const net = await svc.networks.get(callerOf(req), body.network_id);
+          planned.push({ body, net, target: onNetTarget((body.project_id as string | undefined) ?? callerOf(req).projectId ?? net.project_id, net) });
+        }
+        // The first port's target is checked by the route; every other one here, before anything is created.
+        for (const p of planned.slice(1)) enforce(policy, req, 'create_port', p.target);
+        put(req, { extra: { planned, bulk } });
+        return planned[0]!.target;
       },
       handler: async (req) => {
-        const { body, net } = the(req);
-        attrRules(req, 'create', 'port', body, onNetTarget((body.project_id as string | undefined) ?? callerOf(req).projectId ?? net.project_id, net));
-        const v = await svc.ports.create(callerOf(req), net, body);
-        return { port: hide(req, 'port', v, { project_id: v.project_id }) };
+        const { planned, bulk } = the(req).extra as { planned: Array<{ body: Body; net: NetworkRow; target: Record<string, unknown> }>; bulk: boolean };
+        for (const p of planned) attrRules(req, 'create', 'port', p.body, p.target);
+        const made: View[] = [];
+        try {
+          for (const p of planned) made.push(await svc.ports.create(callerOf(req), p.net, p.body));
+        } catch (e) {
+          // All or none: undo the ports made before the failure.
+          for (const v of made.reverse()) await svc.ports.delete(await svc.ports.get({ ...callerOf(req), admin: true }, v.id as string)).catch(() => undefined);
+          throw e;
+        }
+        const views = made.map((v) => hide(req, 'port', v, { project_id: v.project_id }));
+        return bulk ? { ports: views } : { port: views[0] };
       },
     }),
     ...['GET', 'PUT', 'DELETE'].map((method) =>
