@@ -203,6 +203,9 @@ test('routers, interfaces, routes, gateway and floating IPs', async () => {
   c.expectError(await c.api('PUT', `/routers/${r.id}`, { router: { routes: [{ destination: '192.168.77.0/24', nexthop: '10.99.0.5' }] } }, c.demo.token), 400, 'InvalidRoutes');
   const rr = (await c.ok('PUT', `/routers/${r.id}`, { router: { routes: [{ destination: '192.168.77.0/24', nexthop: '10.40.0.5' }] } }, c.demo.token, 200)).router;
   assert.deepEqual(rr.routes, [{ destination: '192.168.77.0/24', nexthop: '10.40.0.5' }]);
+  // "routes": null clears them (Tempest's cleanup does that), then they go back
+  assert.deepEqual((await c.ok('PUT', `/routers/${r.id}`, { router: { routes: null } }, c.demo.token, 200)).router.routes, []);
+  await c.ok('PUT', `/routers/${r.id}`, { router: { routes: rr.routes } }, c.demo.token, 200);
   // interface by port
   const n2 = (await c.ok('POST', '/networks', { network: { name: 'r-net2' } }, c.demo.token, 201)).network;
   await c.ok('POST', '/subnets', { subnet: { network_id: n2.id, ip_version: 4, cidr: '10.41.0.0/24', enable_dhcp: false } }, c.demo.token, 201);

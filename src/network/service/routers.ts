@@ -163,7 +163,9 @@ export class Routers {
 
   async update(caller: Caller, r: RouterRow, b: Body): Promise<View> {
     let routes: Array<{ destination: string; nexthop: string }> | undefined;
+    // "routes": null clears them, as Neutron reads it (an empty list).
     if (b.routes !== undefined) {
+      if (b.routes === null) b = { ...b, routes: [] };
       if (!Array.isArray(b.routes)) throw badRequest(`Invalid input for routes. Reason: '${JSON.stringify(b.routes)}' is not a list.`);
       routes = (b.routes as unknown[]).map((x) => {
         const o = x as { destination?: unknown; nexthop?: unknown };
