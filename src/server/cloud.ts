@@ -21,7 +21,7 @@ import type { ImagePort } from '../compute/service/ports.js';
 import { ComputeManager } from '../compute/agent/compute-manager.js';
 import type { ComputeDriver } from '../compute/drivers/driver.js';
 import { QemuDriver } from '../compute/drivers/qemu-driver.js';
-import { computeRoutes, negotiateMicroversion, versionDoc as computeVersionDoc } from '../compute/api/routes.js';
+import { computeRoutes, legacyVersionDoc, negotiateMicroversion, versionDoc as computeVersionDoc } from '../compute/api/routes.js';
 import { ApiError } from '../core/errors.js';
 import { SerialConsoleProxy } from '../compute/console/serial-proxy.js';
 import { MetadataServer } from '../compute/metadata/server.js';
@@ -201,14 +201,25 @@ export class Cloud {
     await proxy.register(this.app);
     this.app.get('/compute', async (_req, reply) => {
       reply.code(200);
-      return { versions: [{ ...computeVersionDoc(env), links: [{ rel: 'self', href: `${env.root}/v2.1/` }] }] };
+      return { versions: [legacyVersionDoc(env), computeVersionDoc(env)].map((v) => ({ ...v, links: v.links.filter((l) => l.rel === 'self') })) };
     });
+    const apiRoutes = (legacyV2: boolean) => [
+      ...computeRoutes({ servers: this.servers, keypairs, policy: this.policy, quota: this.quota, bus: this.bus, env, consoleUrl: (id) => proxy.issue(id), legacyV2 }),
+      ...volumeAttachmentRoutes({ servers: this.servers, policy: this.policy, volumes: () => this.servers.volumes }),
+    ];
     mountService(this.app, this.policy, {
       prefix: '/compute/v2.1', format: 'nova', onRequest: (req, reply) => {
         reply.header('x-compute-request-id', req.id);
         negotiateMicroversion(req, reply);
       },
-      routes: [...computeRoutes({ servers: this.servers, keypairs, policy: this.policy, quota: this.quota, bus: this.bus, env, consoleUrl: (id) => proxy.issue(id) }), ...volumeAttachmentRoutes({ servers: this.servers, policy: this.policy, volumes: () => this.servers.volumes })],
+      routes: apiRoutes(false),
+    });
+    // v2.0: the same routes at the base microversion, with no negotiation (and no version headers).
+    mountService(this.app, this.policy, {
+      prefix: '/compute/v2', format: 'nova', onRequest: (req, reply) => {
+        reply.header('x-compute-request-id', req.id);
+      },
+      routes: apiRoutes(true),
     });
     await this.identity.catalog.register('compute', 'nova', `${env.root}/v2.1`, this.config.region);
     const driver = this.computeDriver ?? new QemuDriver({

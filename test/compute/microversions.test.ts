@@ -30,8 +30,25 @@ test('GET /compute/v2.1 is the version document, without a token', async () => {
   }
   const root = await c.inject('GET', '/compute');
   assert.equal(root.status, 200);
-  assert.equal(root.json.versions.length, 1);
-  assert.equal(root.json.versions[0].id, 'v2.1');
+  assert.deepEqual(root.json.versions.map((v: { id: string }) => v.id), ['v2.0', 'v2.1']);
+  // every listed version's self link leads to a document with the same self link
+  for (const v of root.json.versions) {
+    const self = v.links.filter((l: { rel: string }) => l.rel === 'self');
+    assert.equal(self.length, 1);
+    const doc = await c.inject('GET', new URL(self[0].href).pathname);
+    assert.equal(doc.status, 200, self[0].href);
+    assert.deepEqual(doc.json.version.links.filter((l: { rel: string }) => l.rel === 'self'), self);
+  }
+});
+
+test('v2.0 serves the same API at the base microversion, without negotiation headers', async () => {
+  const r = await c.inject('GET', '/compute/v2/flavors', { token: c.demo.token, headers: mv('2.1') });
+  assert.equal(r.status, 200, r.text);
+  assert.ok(r.json.flavors.length > 0);
+  assert.equal(r.headers['openstack-api-version'], undefined);
+  const v21 = await c.api('GET', '/flavors', { token: c.demo.token });
+  assert.deepEqual(r.json.flavors.map((f: { id: string }) => f.id), v21.json.flavors.map((f: { id: string }) => f.id));
+  assert.equal((await c.inject('GET', '/compute/v2/servers')).status, 401);
 });
 
 test('the compute endpoint is in the service catalog', async () => {

@@ -145,6 +145,20 @@ export interface ComputeApiDeps {
   env: ViewEnv;
   /** Issues serial console URLs (os-getSerialConsole). */
   consoleUrl: (instanceId: string) => string;
+  /** The routes are mounted as the legacy v2.0 API (its version document at the root). */
+  legacyV2?: boolean;
+}
+
+/**
+ * Nova's v2.0: the same API as v2.1 at its base microversion, without
+ * microversion negotiation (kept for clients of the old v2 API).
+ */
+export function legacyVersionDoc(env: ViewEnv) {
+  return {
+    id: 'v2.0', status: 'SUPPORTED', version: '', min_version: '', updated: '2011-01-21T11:33:21Z',
+    links: [{ rel: 'self', href: `${env.root}/v2/` }, { rel: 'describedby', type: 'text/html', href: 'http://docs.openstack.org/' }],
+    'media-types': [{ base: 'application/json', type: 'application/vnd.openstack.compute+json;version=2' }],
+  };
 }
 
 export function versionDoc(env: ViewEnv) {
@@ -471,7 +485,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
   };
 
   return [
-    defineRoute({ method: 'GET', url: '', policy: null, handler: async () => ({ version: versionDoc(env) }) }),
+    defineRoute({ method: 'GET', url: '', policy: null, handler: async () => ({ version: d.legacyV2 ? legacyVersionDoc(env) : versionDoc(env) }) }),
 
     // ---- servers ----
     defineRoute({
