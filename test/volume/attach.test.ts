@@ -125,6 +125,23 @@ test('a detach the guest refuses puts the volume back in-use', async () => {
   assert.equal((await c.driver.listVolumes(sid)).length, 1);
 });
 
+test('a detach answers 202 at once while the guest takes its time; a second one is refused while it is detaching', async () => {
+  const sid = await bootActive('att-slow');
+  const v = await c.createVolume(c.demo, { name: 'att-slow' });
+  assert.equal((await attach(sid, v.id)).status, 200);
+  const release = c.driver.holdNext('detachVolume', sid);
+  try {
+    const det = await c.api('DELETE', `/servers/${sid}/os-volume_attachments/${v.id}`, { token: c.demo.token });
+    assert.equal(det.status, 202, 'answered before the guest let go');
+    assert.equal((await c.v(c.demo, 'GET', `/volumes/${v.id}`)).json.volume.status, 'detaching');
+    assert.equal((await c.api('DELETE', `/servers/${sid}/os-volume_attachments/${v.id}`, { token: c.demo.token })).status, 400);
+  } finally {
+    release();
+  }
+  await c.waitVolume(c.demo, v.id, 'available');
+  assert.equal((await c.driver.listVolumes(sid)).length, 0);
+});
+
 test('multiattach volumes attach to two servers', async () => {
   const a = await bootActive('multi-a');
   const b = await bootActive('multi-b');

@@ -98,6 +98,7 @@ export function volumeAttachmentRoutes(d: { servers: ServerService; policy: Poli
       handler: async (req, reply) => {
         const r = await inst(req, req.params.id);
         if (!UUID_RE.test(req.params.volumeId)) throw new ApiError(404, `volume_id not found: ${req.params.volumeId}`, 'VolumeNotFound');
+        // 202 once the detach has begun; the guest lets go in the background (volume: detaching → available).
         await vols().detach(r, req.params.volumeId);
         reply.code(202).send();
       },

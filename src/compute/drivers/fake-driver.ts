@@ -42,6 +42,7 @@ export class FakeComputeDriver implements ComputeDriver {
   readonly calls: string[] = [];
   private readonly instances = new Map<string, FakeInstance>();
   private readonly failures = new Map<string, Error>();
+  private readonly holds = new Map<string, Promise<void>>();
   private nextPid = 10_000;
   private initialised = false;
 
@@ -50,6 +51,27 @@ export class FakeComputeDriver implements ComputeDriver {
   /** Makes the next call of `method` (optionally for one uuid) throw `error`. */
   failNext(method: keyof ComputeDriver, error: Error = new ComputeDriverError('Failed', `injected failure in ${method}`), uuid?: string): void {
     this.failures.set(uuid ? `${method} ${uuid}` : method, error);
+  }
+
+  /**
+   * Makes the next `detachVolume` (optionally for one uuid) wait until the
+   * returned function is called: a guest slow to let go of a device.
+   */
+  holdNext(method: 'detachVolume', uuid?: string): () => void {
+    let release!: () => void;
+    this.holds.set(uuid ? `${method} ${uuid}` : method, new Promise<void>((r) => (release = r)));
+    return release;
+  }
+
+  private async held(method: string, uuid: string): Promise<void> {
+    for (const key of [`${method} ${uuid}`, method]) {
+      const h = this.holds.get(key);
+      if (h) {
+        this.holds.delete(key);
+        await h;
+        return;
+      }
+    }
   }
 
   /** Simulates the guest powering itself off (or crashing, with `crashed`). */
@@ -182,6 +204,7 @@ export class FakeComputeDriver implements ComputeDriver {
 
   async detachVolume(uuid: string, volumeId: string): Promise<void> {
     this.record('detachVolume', uuid);
+    await this.held('detachVolume', uuid);
     const i = this.get(uuid);
     const v = i.volumes.find((x) => x.volumeId === volumeId);
     if (!v) return;

@@ -110,15 +110,18 @@ export class ServerVolumes {
    * Detaches a volume from a server: refuses at once what cannot be done
    * (400/404), then unplugs in the background; the volume goes
    * detaching → available, or back to in-use if the guest does not let go.
+   * Resolves once the detach has begun; `done` settles when it has finished
+   * (wrapped in an object: an async function returning a bare promise would
+   * make its caller wait for the guest).
    */
-  async detach(inst: InstanceRow, volumeId: string): Promise<Promise<void>> {
+  async detach(inst: InstanceRow, volumeId: string): Promise<{ done: Promise<void> }> {
     const att = (await this.port.listForInstance(inst.id)).find((a) => a.volumeId === volumeId && a.status === 'attached');
     if (!att) throw notFound(`volume_id not found: ${volumeId}`, 'VolumeAttachmentNotFound');
     if (att.device === '/dev/vda') throw badRequest(`Cannot detach a root device volume`, 'InvalidVolume');
     if (inst.task_state) throw conflict(`Cannot 'detach_volume' instance ${inst.id} while it is in task_state ${inst.task_state}`);
     await this.port.beginDetach(volumeId);
     const host = inst.host;
-    return (async () => {
+    const done = (async () => {
       try {
         if (host) await this.agent(host, 'detach_volume', { instanceId: inst.id, volumeId });
         await this.port.release(att.attachmentId);
@@ -127,6 +130,7 @@ export class ServerVolumes {
         await this.port.rollDetach(volumeId).catch(() => undefined);
       }
     })();
+    return { done };
   }
 
   /** Nova's `os-extended-volumes:volumes_attached` of a server. */
