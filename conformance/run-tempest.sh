@@ -42,6 +42,12 @@ case "$SERVICE" in
   network) SERVICES="network compute image" ;;
   *) SERVICES="$SERVICE" ;;
 esac
+# A second flavor for the tests that need two (resize, list filtered by flavor): the
+# next-smallest one (the harness would otherwise use the same flavor twice).
+if [[ " $SERVICES " == *" compute "* && -z "${TEMPEST_FLAVOR_REF_ALT:-}" ]]; then
+  TEMPEST_FLAVOR_REF_ALT="$(openstack flavor list -f value -c ID -c RAM | sort -k2 -n | sed -n 2p | cut -d' ' -f1)"
+  export TEMPEST_FLAVOR_REF_ALT
+fi
 if [ "$MODE" = "--interop" ]; then
   export TEMPEST_LIST="$HARNESS/lists/$SERVICE.txt"
 else
