@@ -215,11 +215,12 @@ describe('replication and auditing', () => {
       await rename(down.path, down.path + '.unmounted');
       await store.putObject(A, 'c', 'o', 'written while d was away');
       assert.equal((await store.getObject(A, 'c', 'o')).body?.toString(), 'written while d was away');
+      // The PUT resolved at quorum (2 of 3): wait for the third replica before looking for it.
+      await store.drain();
       const handoffFiles = (
         await Promise.all(store.ring.handoffs(place.partition).map((d) => filesUnder(join(d.path, 'objects', String(place.partition), place.hash))))
       ).flat();
       assert.equal(handoffFiles.length, 1);
-      await store.drain();
       await assert.rejects(stat(down.path), { code: 'ENOENT' }, 'nothing recreated the missing device directory');
       await rename(down.path + '.unmounted', down.path);
       const rep = await store.replicator.runOnce();
