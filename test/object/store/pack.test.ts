@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, openSync, readdirSync, statSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ObjectStore } from '../../../src/object/store/index.js';
+import { ObjectStore, type OpenOptions } from '../../../src/object/store/index.js';
 import { md5, pattern, readAll, replicaFiles, withStore } from './helpers.js';
 
 const A = 'AUTH_pack';
@@ -25,11 +25,41 @@ async function body(store: ObjectStore, name: string): Promise<Buffer> {
   return readAll((await store.getObject(A, 'c', name)).stream);
 }
 
+const text = async (store: ObjectStore, name: string) => (await body(store, name)).toString();
+
+interface Case {
+  store: ObjectStore;
+  root: string;
+  /** Closes the store in use, runs `between` (files may be changed then), opens the root again (closed at the end). */
+  reopen(opts?: Partial<OpenOptions>, between?: () => void | Promise<void>): Promise<ObjectStore>;
+}
+
+/** A fresh store with packs on (and container `c`); every store the case opens is closed and the directory removed after. */
+async function packCase(opts: Partial<OpenOptions>, fn: (c: Case) => Promise<void>): Promise<void> {
+  const all: Partial<OpenOptions> = { packMaxBytes: PACK, ...opts };
+  const { store, root, done } = await withStore(all);
+  let current = store;
+  try {
+    await store.putContainer(A, 'c');
+    await fn({
+      store,
+      root,
+      async reopen(o = all, between) {
+        await current.close();
+        await between?.();
+        current = await ObjectStore.open({ root, ...o });
+        return current;
+      },
+    });
+  } finally {
+    await current.close();
+    await done();
+  }
+}
+
 describe('pack logs', () => {
-  test('small objects live in packs: no hash directories; large ones stay files', async () => {
-    const { store, root, done } = await withStore({ packMaxBytes: PACK });
-    try {
-      await store.putContainer(A, 'c');
+  test('small objects live in packs: no hash directories; large ones stay files', () =>
+    packCase({}, async ({ store, root }) => {
       const small = pattern(5000, 3);
       const big = pattern(200_000, 4);
       await store.putObject(A, 'c', 'small', small);
@@ -44,16 +74,10 @@ describe('pack logs', () => {
       assert.equal(md5(await body(store, 'big')), md5(big));
       const r = await store.getObject(A, 'c', 'small', { range: { start: 10, end: 19 } });
       assert.deepEqual(await readAll(r.stream), small.subarray(10, 20));
-    } finally {
-      await done();
-    }
-  });
+    }));
 
-  test('overwrite, POST and delete: obsolete records are dropped; reopening gives the same state', async () => {
-    const { store, root, done } = await withStore({ packMaxBytes: PACK });
-    let reopened: ObjectStore | undefined;
-    try {
-      await store.putContainer(A, 'c');
+  test('overwrite, POST and delete: obsolete records are dropped; reopening gives the same state', () =>
+    packCase({}, async ({ store, reopen }) => {
       await store.putObject(A, 'c', 'o', 'one');
       await store.putObject(A, 'c', 'o', 'two');
       await store.postObjectMeta(A, 'c', 'o', { userMeta: { color: 'blue' } });
@@ -68,57 +92,44 @@ describe('pack logs', () => {
       }
       const g = store.ring.locate(A, 'c', 'gone');
       for (const d of g.devices) assert.deepEqual(store.disk.packs.get(d.id)!.byHash.get(g.hash)!.map((e) => e.file.split('.').at(-1)), ['ts']);
-      await store.close();
-      reopened = await ObjectStore.open({ root, packMaxBytes: PACK });
-      for (const d of o.devices) assert.equal(reopened.disk.packs.get(d.id)!.byHash.get(o.hash)!.length, 2, 'kill records replayed');
-      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'two');
-      assert.equal((await reopened.headObject(A, 'c', 'o')).userMeta.color, 'blue');
-      await assert.rejects(reopened.headObject(A, 'c', 'gone'), { status: 404 });
-      assert.equal((await readAll((await reopened.getObject(A, 'c', 'kept')).stream)).toString(), 'k');
+      let s2 = await reopen();
+      for (const d of o.devices) assert.equal(s2.disk.packs.get(d.id)!.byHash.get(o.hash)!.length, 2, 'kill records replayed');
+      assert.equal(await text(s2, 'o'), 'two');
+      assert.equal((await s2.headObject(A, 'c', 'o')).userMeta.color, 'blue');
+      await assert.rejects(s2.headObject(A, 'c', 'gone'), { status: 404 });
+      assert.equal(await text(s2, 'kept'), 'k');
       // Packs already on disk are read even when new writes go to files.
-      await reopened.close();
-      reopened = await ObjectStore.open({ root });
-      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'two');
-      await reopened.putObject(A, 'c', 'o', 'three');
-      await reopened.drain();
-      assert.equal((await replicaFiles(reopened, A, 'c', 'o')).flat().length, 3, 'the new version is a file on each replica');
-      for (const d of o.devices) assert.equal(reopened.disk.packs.get(d.id)!.byHash.get(o.hash), undefined, 'its packed versions were dropped');
-      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'three');
-    } finally {
-      await reopened?.close();
-      await done();
-    }
-  });
+      s2 = await reopen({ packMaxBytes: 0 });
+      assert.equal(await text(s2, 'o'), 'two');
+      await s2.putObject(A, 'c', 'o', 'three');
+      await s2.drain();
+      assert.equal((await replicaFiles(s2, A, 'c', 'o')).flat().length, 3, 'the new version is a file on each replica');
+      for (const d of o.devices) assert.equal(s2.disk.packs.get(d.id)!.byHash.get(o.hash), undefined, 'its packed versions were dropped');
+      assert.equal(await text(s2, 'o'), 'three');
+    }));
 
-  test('a torn record at the end of a segment is cut off on open; writes go on', async () => {
-    const { store, root, done } = await withStore({ packMaxBytes: PACK });
-    let reopened: ObjectStore | undefined;
-    try {
-      await store.putContainer(A, 'c');
+  test('a torn record at the end of a segment is cut off on open; writes go on', () =>
+    packCase({}, async ({ store, root, reopen }) => {
       for (let i = 0; i < 20; i++) await store.putObject(A, 'c', `o${i}`, pattern(1000 + i, i + 1));
-      await store.close();
-      const seg = segFiles(root, 0).at(-1)!;
-      const size = statSync(seg).size;
-      // Half a record: a valid-looking magic, then garbage.
-      appendFileSync(seg, Buffer.concat([Buffer.from([0x31, 0x4b, 0x50, 0x53]), pattern(50, 9)]));
-      reopened = await ObjectStore.open({ root, packMaxBytes: PACK });
+      let seg = '';
+      let size = 0;
+      const s2 = await reopen(undefined, () => {
+        seg = segFiles(root, 0).at(-1)!;
+        size = statSync(seg).size;
+        // Half a record: a valid-looking magic, then garbage.
+        appendFileSync(seg, Buffer.concat([Buffer.from([0x31, 0x4b, 0x50, 0x53]), pattern(50, 9)]));
+      });
       assert.equal(statSync(seg).size, size, 'torn tail truncated');
-      for (let i = 0; i < 20; i++) assert.equal(md5(await readAll((await reopened.getObject(A, 'c', `o${i}`)).stream)), md5(pattern(1000 + i, i + 1)));
-      await reopened.putObject(A, 'c', 'after', 'ok');
-      assert.equal((await readAll((await reopened.getObject(A, 'c', 'after')).stream)).toString(), 'ok');
-      const audit = await reopened.auditor.runOnce();
+      for (let i = 0; i < 20; i++) assert.equal(md5(await body(s2, `o${i}`)), md5(pattern(1000 + i, i + 1)));
+      await s2.putObject(A, 'c', 'after', 'ok');
+      assert.equal(await text(s2, 'after'), 'ok');
+      const audit = await s2.auditor.runOnce();
       assert.equal(audit.quarantined, 0);
       assert.ok(audit.files >= 63);
-    } finally {
-      await reopened?.close();
-      await done();
-    }
-  });
+    }));
 
-  test('corrupt records: reads still work, the auditor quarantines, the replicator restores', async () => {
-    const { store, root, done } = await withStore({ packMaxBytes: PACK });
-    try {
-      await store.putContainer(A, 'c');
+  test('corrupt records: reads still work, the auditor quarantines, the replicator restores', () =>
+    packCase({}, async ({ store, root }) => {
       const data = pattern(6000, 7);
       await store.putObject(A, 'c', 'o', data);
       await store.drain();
@@ -140,16 +151,10 @@ describe('pack logs', () => {
       for (const d of place.devices) assert.equal(store.disk.packs.get(d.id)!.byHash.get(place.hash)?.length, 1, `restored on ${d.name}`);
       assert.equal((await store.auditor.runOnce()).quarantined, 0);
       assert.equal(md5(await body(store, 'o')), md5(data));
-    } finally {
-      await done();
-    }
-  });
+    }));
 
-  test('compaction removes mostly-dead segments; nothing deleted comes back after reopening', async () => {
-    const { store, root, done } = await withStore({ packMaxBytes: PACK, packSegmentBytes: 64 * 1024 });
-    let reopened: ObjectStore | undefined;
-    try {
-      await store.putContainer(A, 'c');
+  test('compaction removes mostly-dead segments; nothing deleted comes back after reopening', () =>
+    packCase({ packSegmentBytes: 64 * 1024 }, async ({ store, root, reopen }) => {
       for (let i = 0; i < 60; i++) await store.putObject(A, 'c', `o${i}`, pattern(3000, i + 1));
       // Most objects are deleted or overwritten; a few stay as they were.
       for (let i = 0; i < 60; i++) {
@@ -169,74 +174,49 @@ describe('pack logs', () => {
       const check = async (s: ObjectStore) => {
         for (let i = 0; i < 60; i++) {
           if (i % 10 !== 0 && i % 2) await assert.rejects(s.headObject(A, 'c', `o${i}`), { status: 404 }, `o${i} stays deleted`);
-          else {
-            const want = i % 10 === 0 ? pattern(3000, i + 1) : pattern(2000, i + 100);
-            assert.equal(md5(await readAll((await s.getObject(A, 'c', `o${i}`)).stream)), md5(want), `o${i}`);
-          }
+          else assert.equal(md5(await body(s, `o${i}`)), md5(i % 10 === 0 ? pattern(3000, i + 1) : pattern(2000, i + 100)), `o${i}`);
         }
       };
       await check(store);
-      await store.close();
-      reopened = await ObjectStore.open({ root, packMaxBytes: PACK, packSegmentBytes: 64 * 1024 });
-      await check(reopened);
+      const s2 = await reopen();
+      await check(s2);
       // Every replica of every live object is there after the reopen: the audit sees them all.
-      const audit = await reopened.auditor.runOnce();
-      assert.equal(audit.quarantined, 0);
+      assert.equal((await s2.auditor.runOnce()).quarantined, 0);
       const live = 6 + 27; // o0,o10..o50 untouched; 27 overwritten (even, not multiples of 10)
-      assert.equal(reopened.ring.devices.reduce((n, d) => n + reopened!.disk.packs.get(d.id)!.entryCount, 0), live * 3 + 27 * 3, 'data records, plus the tombstones');
-    } finally {
-      await reopened?.close();
-      await done();
-    }
-  });
+      assert.equal(s2.ring.devices.reduce((n, d) => n + s2.disk.packs.get(d.id)!.entryCount, 0), live * 3 + 27 * 3, 'data records, plus the tombstones');
+    }));
 
-  test('a device missing at open: writes go to handoff packs, and move back once it returns', async () => {
-    const { store, root, done } = await withStore({ packMaxBytes: PACK });
-    let reopened: ObjectStore | undefined;
-    try {
-      await store.putContainer(A, 'c');
+  test('a device missing at open: writes go to handoff packs, and move back once it returns', () =>
+    packCase({}, async ({ store, reopen }) => {
       await store.putObject(A, 'c', 'o', 'v1');
-      await store.close();
       const place = store.ring.locate(A, 'c', 'o');
       const away = place.devices[0]!;
-      await rename(away.path, away.path + '.away');
-      reopened = await ObjectStore.open({ root, packMaxBytes: PACK });
-      await reopened.putObject(A, 'c', 'o', 'v2');
-      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'v2');
-      await reopened.drain();
-      const onHandoffs = reopened.ring.handoffs(place.partition).filter((d) => reopened!.disk.packs.get(d.id)!.byHash.has(place.hash));
+      const s2 = await reopen(undefined, () => rename(away.path, away.path + '.away'));
+      await s2.putObject(A, 'c', 'o', 'v2');
+      assert.equal(await text(s2, 'o'), 'v2');
+      await s2.drain();
+      const onHandoffs = s2.ring.handoffs(place.partition).filter((d) => s2.disk.packs.get(d.id)!.byHash.has(place.hash));
       assert.equal(onHandoffs.length, 1, 'the missing primary was replaced by a handoff');
       await rename(away.path + '.away', away.path);
-      const rep = await reopened.replicator.runOnce();
+      const rep = await s2.replicator.runOnce();
       assert.equal(rep.errors, 0);
       assert.equal(rep.handoffsCleared, 1);
-      const pack = reopened.disk.packs.get(away.id)!;
+      const pack = s2.disk.packs.get(away.id)!;
       assert.deepEqual(pack.byHash.get(place.hash)!.map((e) => e.file.split('.').at(-1)), ['data'], 'the returned device has v2 only (its pack was scanned: v1 was dropped)');
-      for (const d of onHandoffs) assert.equal(reopened.disk.packs.get(d.id)!.byHash.has(place.hash), false, 'moved off the handoff');
-      assert.equal((await reopened.auditor.runOnce()).quarantined, 0);
-      assert.equal((await readAll((await reopened.getObject(A, 'c', 'o')).stream)).toString(), 'v2');
-    } finally {
-      await reopened?.close();
-      await done();
-    }
-  });
+      for (const d of onHandoffs) assert.equal(s2.disk.packs.get(d.id)!.byHash.has(place.hash), false, 'moved off the handoff');
+      assert.equal((await s2.auditor.runOnce()).quarantined, 0);
+      assert.equal(await text(s2, 'o'), 'v2');
+    }));
 
-  test('a lost index is rebuilt from the packs', async () => {
-    const { store, root, done } = await withStore({ packMaxBytes: PACK });
-    let reopened: ObjectStore | undefined;
-    try {
-      await store.putContainer(A, 'c');
+  test('a lost index is rebuilt from the packs', () =>
+    packCase({}, async ({ store, root, reopen }) => {
       for (let i = 0; i < 10; i++) await store.putObject(A, 'c', `o${i}`, pattern(100 + i, i + 1));
       await store.deleteObject(A, 'c', 'o3');
-      await store.close();
-      for (const f of ['index.db', 'index.db-wal', 'index.db-shm']) if (existsSync(join(root, f))) unlinkSync(join(root, f));
-      reopened = await ObjectStore.open({ root, packMaxBytes: PACK });
-      const { entries, info } = await reopened.listContainer(A, 'c');
+      const s2 = await reopen(undefined, () => {
+        for (const f of ['index.db', 'index.db-wal', 'index.db-shm']) if (existsSync(join(root, f))) unlinkSync(join(root, f));
+      });
+      const { entries, info } = await s2.listContainer(A, 'c');
       assert.deepEqual(entries.map((e) => ('name' in e ? e.name : '')), ['o0', 'o1', 'o2', 'o4', 'o5', 'o6', 'o7', 'o8', 'o9']);
       assert.equal(info.bytesUsed, [0, 1, 2, 4, 5, 6, 7, 8, 9].reduce((n, i) => n + 100 + i, 0));
-    } finally {
-      await reopened?.close();
-      await done();
-    }
-  });
+    }));
 });
