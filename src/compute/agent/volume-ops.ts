@@ -22,7 +22,7 @@ export function serveVolumeOps(bus: Bus, driver: ComputeDriver, host: string, lo
     },
     detach_volume: async (a: Json) => {
       const x = a as { instanceId: string; volumeId: string; timeoutS?: number };
-      await driver.detachVolume(x.instanceId, x.volumeId, { timeoutS: x.timeoutS ?? 60 });
+      await driver.detachVolume(x.instanceId, x.volumeId, { timeoutS: x.timeoutS ?? 150 });
       log.info({ instance: x.instanceId, volume: x.volumeId }, 'volume detached');
       return true;
     },

@@ -38,12 +38,19 @@ function imageProxyView(env: ViewEnv, i: ProxyImage): Record<string, unknown> {
 /** Nova's deprecated proxies of network quotas (the same figures os-limits shows). */
 const LEGACY_NETWORK_QUOTAS: Record<string, number> = { floating_ips: 10, fixed_ips: -1, security_groups: 10, security_group_rules: 20 };
 
-/** The server view of an update response: Nova leaves out the extension attributes there. */
-function updateView(v: Record<string, unknown>): Record<string, unknown> {
+/**
+ * The server view of an update or rebuild response: Nova leaves out the
+ * extension attributes there, its addresses included (only addr and version).
+ */
+export function updateView(v: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) {
     if (k.startsWith('OS-EXT-') || k.startsWith('OS-SRV-USG:') || k.startsWith('os-extended-volumes:') || ['config_drive', 'key_name', 'security_groups'].includes(k)) continue;
     out[k] = x;
+  }
+  if (out.addresses && typeof out.addresses === 'object') {
+    const addrs = out.addresses as Record<string, Array<{ addr: string; version: number }>>;
+    out.addresses = Object.fromEntries(Object.entries(addrs).map(([net, list]) => [net, list.map((a) => ({ version: a.version, addr: a.addr }))]));
   }
   return out;
 }

@@ -113,6 +113,9 @@ export function powerStateOf(status: string): PowerState {
   }
 }
 
+/** How often a hot-unplug the guest has not acted on is requested again. */
+const UNPLUG_RETRY_MS = 10_000;
+
 export class QemuDriver implements ComputeDriver {
   readonly stateDir: string;
   private readonly log: QemuDriverLogger;
@@ -483,12 +486,20 @@ export class QemuDriver implements ComputeDriver {
       if (e instanceof QmpError && e.errorClass === 'DeviceNotFound') return;
       throw this.asDriverError(e, uuid);
     }
+    // A guest that is still booting misses the hot-unplug request (its ACPI
+    // hotplug driver is not up yet): ask again every few seconds, as libvirt's
+    // users do, until the device is gone or the time is up.
     const poll = (async (): Promise<void> => {
       const end = Date.now() + timeoutMs;
+      let asked = Date.now();
       while (Date.now() < end) {
         await sleep(500);
         const list = await qmp.execute<{ name: string }[]>('qom-list', { path: '/machine/peripheral' }).catch(() => null);
         if (list && !list.some((p) => p.name === id)) return;
+        if (Date.now() - asked >= UNPLUG_RETRY_MS) {
+          asked = Date.now();
+          await qmp.execute('device_del', { id }).catch(() => undefined);
+        }
       }
       throw new Error('timeout');
     })();

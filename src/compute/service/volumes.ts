@@ -123,7 +123,8 @@ export class ServerVolumes {
     const host = inst.host;
     const done = (async () => {
       try {
-        if (host) await this.agent(host, 'detach_volume', { instanceId: inst.id, volumeId });
+        // A guest still booting can take minutes under TCG to act on the unplug (the driver asks again meanwhile).
+        if (host) await this.agent(host, 'detach_volume', { instanceId: inst.id, volumeId, timeoutS: 150 }, 180_000);
         await this.port.release(att.attachmentId);
       } catch (e) {
         this.log.error({ err: e, volumeId, instance: inst.id }, 'volume detach failed; the volume stays attached');
