@@ -19,6 +19,7 @@ import {
   rmdirQuietly,
   unlinkQuietly,
   writeAll,
+  writeFileDurable,
   writevAll,
 } from './fsutil.js';
 import {
@@ -366,13 +367,8 @@ export class Disk {
       try {
         const raw = await pack.read(packed).catch(() => null);
         if (raw) {
-          await mkdirsDurable(qdir, dev.path);
-          const fd = await openFd(`${qdir}/${file}.${Date.now()}`, O_NEW_FILE);
-          try {
-            await writeAll(fd, raw, 0);
-          } finally {
-            closeQuietly(fd);
-          }
+          await mkdirsDurable(qdir, dev.path); // never recreates a missing device directory
+          await writeFileDurable(`${qdir}/${file}.${Date.now()}`, raw);
         }
       } catch (e) {
         this.log.warn({ device: dev.name, hash, file, err: String(e) }, 'could not keep a copy of a corrupt pack record');

@@ -77,6 +77,10 @@ export async function readExactly(fd: number, len: number, pos: number): Promise
   return buf;
 }
 
+export function ftruncateFd(fd: number, len: number): Promise<void> {
+  return new Promise((res, rej) => fs.ftruncate(fd, len, (e) => (e ? rej(e) : res())));
+}
+
 export function fstatFd(fd: number): Promise<fs.Stats> {
   return new Promise((res, rej) => fs.fstat(fd, (e, st) => (e ? rej(e) : res(st))));
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import type { RingDevice } from './ring.js';
 import type { StoreLogger } from './disk.js';
-import { closeFd, closeQuietly, fdatasyncFd, fsyncDir, fstatFd, mkdirsDurable, openFd, readAt, readdirOrEmpty, writevAll } from './fsutil.js';
+import { closeFd, closeQuietly, fdatasyncFd, fsyncDir, fstatFd, ftruncateFd, mkdirsDurable, openFd, readAt, readdirOrEmpty, unlinkQuietly, writevAll } from './fsutil.js';
 
 /**
  * Pack logs: small object records (data, tombstones, metadata updates)
@@ -190,7 +190,7 @@ export class DevicePack {
         const last = i === names.length - 1;
         this.log.warn({ device: this.dev.name, segment: names[i], at: good, size, truncated: last }, 'pack segment ends in a torn or corrupt record');
         if (last) {
-          await new Promise<void>((res, rej) => fs.ftruncate(fd, good, (e) => (e ? rej(e) : res())));
+          await ftruncateFd(fd, good);
           await fdatasyncFd(fd);
         }
       }
@@ -244,14 +244,18 @@ export class DevicePack {
 
   /** Appends a version; resolves with its entry once it is durable (and indexed). */
   async append(part: number, hash: string, file: string, record: Buffer[]): Promise<PackEntry> {
-    let recLen = 0;
-    for (const b of record) recLen += b.length;
-    const name = Buffer.from(file);
-    const h = header(T_PUT, part, hash, name, recLen);
-    const at = await this.enqueue([h, ...record], h.length + recLen, h.length);
-    const e: PackEntry = { seg: at.seg, off: at.pos, len: recLen, file, part };
+    const e = await this.putRecord(part, hash, file, record);
     this.add(hash, e);
     return e;
+  }
+
+  /** Writes a put record durably; the caller decides whether the index takes it. */
+  private async putRecord(part: number, hash: string, file: string, record: Buffer[]): Promise<PackEntry> {
+    let recLen = 0;
+    for (const b of record) recLen += b.length;
+    const h = header(T_PUT, part, hash, Buffer.from(file), recLen);
+    const at = await this.enqueue([h, ...record], h.length + recLen, h.length);
+    return { seg: at.seg, off: at.pos, len: recLen, file, part };
   }
 
   /**
@@ -327,10 +331,9 @@ export class DevicePack {
         // Nothing of this batch counts. Cut the segment back to where it was;
         // if even that fails, stop appending to it.
         this.log.warn({ device: this.dev.name, segment: seg.seq, err: String(e) }, 'pack append failed');
-        await new Promise<void>((res) => fs.ftruncate(seg.fd, start, (te) => {
-          if (te && this.active === seg) this.active = null;
-          res();
-        }));
+        await ftruncateFd(seg.fd, start).catch(() => {
+          if (this.active === seg) this.active = null;
+        });
         for (const p of batch) p.reject(e);
         continue;
       }
@@ -389,14 +392,13 @@ export class DevicePack {
         const bytes = await this.read(e);
         // It may have been killed or replaced while we read.
         if (this.entry(hash, e.file) !== e) continue;
-        const name = Buffer.from(e.file);
-        const at = await this.enqueue([header(T_PUT, e.part, hash, name, bytes.length), bytes], HEADER + name.length + bytes.length, HEADER + name.length);
-        if (this.entry(hash, e.file) === e) this.add(hash, { ...e, seg: at.seg, off: at.pos });
+        const copy = await this.putRecord(e.part, hash, e.file, [bytes]);
+        if (this.entry(hash, e.file) === e) this.add(hash, copy);
       }
       this.segs.delete(s.seq);
       while (s.readers > 0) await new Promise((r) => setTimeout(r, 5));
       await closeFd(s.fd).catch(() => {});
-      await new Promise<void>((res) => fs.unlink(`${this.dir}/${segName(s.seq)}`, () => res()));
+      await unlinkQuietly(`${this.dir}/${segName(s.seq)}`);
       await fsyncDir(this.dir);
       removed++;
     }
