@@ -37,9 +37,8 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createServer } from 'node:net';
 import { bestOf, processTreeCpuUs, rawReadOfLargest, runLoad, s3Api, swiftApi, warmUp, type LoadResult } from './load.js';
-import { startBenchCloud } from '../lib/cloud.js';
+import { freePort, startBenchCloud } from '../lib/cloud.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const ANCHORS = process.env.STRATUS_ANCHORS ?? '/work/shared/anchors';
@@ -57,15 +56,6 @@ const JSON_OUT = arg('json-out', '');
 const WORKLOADS = new Set(arg('workloads', 'small,big,list,api').split(','));
 const WARMUP = Number(arg('warmup', '3000'));
 const ROUNDS = Math.max(1, Number(arg('rounds', '2')));
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 interface Target {
   label: string;

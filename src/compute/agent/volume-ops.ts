@@ -12,6 +12,9 @@ import type { ComputeDriver } from '../drivers/driver.js';
  * - `detach_volume {instanceId, volumeId, timeoutS?}` → waits until the guest released it
  * - `extend_volume {instanceId, volumeId, newBytes}` → QMP block_resize under the running guest
  */
+/** How long a detach waits for the guest to let go by default (a TCG guest still booting can take minutes). */
+export const DETACH_TIMEOUT_S = 150;
+
 export function serveVolumeOps(bus: Bus, driver: ComputeDriver, host: string, log: Logger): () => void {
   return bus.serve(`compute-volumes.${host}`, {
     attach_volume: async (a: Json) => {
@@ -22,7 +25,7 @@ export function serveVolumeOps(bus: Bus, driver: ComputeDriver, host: string, lo
     },
     detach_volume: async (a: Json) => {
       const x = a as { instanceId: string; volumeId: string; timeoutS?: number };
-      await driver.detachVolume(x.instanceId, x.volumeId, { timeoutS: x.timeoutS ?? 150 });
+      await driver.detachVolume(x.instanceId, x.volumeId, { timeoutS: x.timeoutS ?? DETACH_TIMEOUT_S });
       log.info({ instance: x.instanceId, volume: x.volumeId }, 'volume detached');
       return true;
     },

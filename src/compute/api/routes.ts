@@ -182,6 +182,7 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
   const isReaderAll = (req: FastifyRequest) => allowed(policy, req, 'cloud_reader', {});
   const inst = async (req: FastifyRequest, id: string) => servers.get(id, req.auth, isReaderAll(req));
   const target = (r: InstanceRow) => ({ project_id: r.project_id, user_id: r.user_id });
+  const serverAddresses = async (req: FastifyRequest, id: string) => addressesOf(await servers.network.instancePorts((await inst(req, id)).id));
   const show = async (req: FastifyRequest, r: InstanceRow, ports?: InstancePort[]) => ({
     ...serverView(env, r, { detail: true, admin: isAdmin(req), fault: await servers.fault(r.id), addresses: bool(r.deleted) ? {} : addressesOf(ports ?? (await servers.network.instancePorts(r.id))) }),
     ...(servers.volumes ? { 'os-extended-volumes:volumes_attached': await servers.volumes.attachedIds(r.id) } : {}),
@@ -543,14 +544,13 @@ export function computeRoutes(d: ComputeApiDeps): RouteDef<any, any, any>[] { //
     defineRoute({
       method: 'GET', url: '/servers/:id/ips', policy: 'os_compute_api:ips:index', params: Id, errors: [404],
       target: async (req) => target(await inst(req, req.params.id)),
-      handler: async (req) => ({ addresses: addressesOf(await servers.network.instancePorts((await inst(req, req.params.id)).id)) }),
+      handler: async (req) => ({ addresses: await serverAddresses(req, req.params.id) }),
     }),
     defineRoute({
       method: 'GET', url: '/servers/:id/ips/:network', policy: 'os_compute_api:ips:show', params: Type.Object({ id: Type.String(), network: Type.String() }), errors: [404],
       target: async (req) => target(await inst(req, req.params.id)),
       handler: async (req) => {
-        const all = addressesOf(await servers.network.instancePorts((await inst(req, req.params.id)).id));
-        const list = all[req.params.network];
+        const list = (await serverAddresses(req, req.params.id))[req.params.network];
         if (!list) throw notFound(`Instance is not a member of specified network`);
         return { [req.params.network]: list };
       },

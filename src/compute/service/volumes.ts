@@ -4,6 +4,7 @@ import type { Logger } from '../../core/log.js';
 import { ApiError, badRequest, conflict, notFound } from '../../core/errors.js';
 import type { InstanceRow } from '../store/tables.js';
 import { VM } from './states.js';
+import { DETACH_TIMEOUT_S } from '../agent/volume-ops.js';
 
 /** A volume as compute sees it. */
 export interface ComputeVolume {
@@ -123,8 +124,8 @@ export class ServerVolumes {
     const host = inst.host;
     const done = (async () => {
       try {
-        // A guest still booting can take minutes under TCG to act on the unplug (the driver asks again meanwhile).
-        if (host) await this.agent(host, 'detach_volume', { instanceId: inst.id, volumeId, timeoutS: 150 }, 180_000);
+        // The driver waits up to DETACH_TIMEOUT_S for the guest (asking again meanwhile); the call allows a little more.
+        if (host) await this.agent(host, 'detach_volume', { instanceId: inst.id, volumeId }, (DETACH_TIMEOUT_S + 30) * 1000);
         await this.port.release(att.attachmentId);
       } catch (e) {
         this.log.error({ err: e, volumeId, instance: inst.id }, 'volume detach failed; the volume stays attached');

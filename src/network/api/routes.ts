@@ -41,6 +41,9 @@ const HIDDEN: Record<string, string[]> = {
 };
 
 /** Every route of the Networking API v2.0 and its version documents, mounted under /network. */
+/** A port of a create request, checked and placed, before it is made. */
+type PlannedPort = { body: Body; net: NetworkRow; target: Record<string, unknown> };
+
 export function networkRoutes(svc: NetworkService, policy: PolicyEngine, env: NetworkApiEnv): AnyRoute[] {
   const v2 = `${env.root}/v2.0`;
   const callers = new WeakMap<FastifyRequest, Caller>();
@@ -259,7 +262,7 @@ export function networkRoutes(svc: NetworkService, policy: PolicyEngine, env: Ne
         const bulk = raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'ports' in raw && !('port' in raw);
         if (bulk && (!Array.isArray(raw.ports) || raw.ports.length === 0)) throw badRequest('Resource body required for ports: a non-empty list.');
         const items = bulk ? (raw.ports as unknown[]).map((p) => Ports.checkCreate(p)) : [bodyOf(req, 'port', Ports.checkCreate)];
-        const planned: Array<{ body: Body; net: NetworkRow; target: Record<string, unknown> }> = [];
+        const planned: PlannedPort[] = [];
         for (const body of items) {
           if (typeof body.network_id !== 'string') throw badRequest("Invalid input for network_id. Reason: 'None' is not a valid UUID.");
           const net = await svc.networks.get(callerOf(req), body.network_id);
@@ -271,7 +274,7 @@ export function networkRoutes(svc: NetworkService, policy: PolicyEngine, env: Ne
         return planned[0]!.target;
       },
       handler: async (req) => {
-        const { planned, bulk } = the(req).extra as { planned: Array<{ body: Body; net: NetworkRow; target: Record<string, unknown> }>; bulk: boolean };
+        const { planned, bulk } = the(req).extra as { planned: PlannedPort[]; bulk: boolean };
         for (const p of planned) attrRules(req, 'create', 'port', p.body, p.target);
         const made: View[] = [];
         try {
