@@ -46,6 +46,14 @@ export interface ObjectApi {
   curlArgs?(bucket: string, key: string): string[];
   /** Removes the given keys and then the bucket (best effort). */
   removeAll(bucket: string, keys: string[]): Promise<void>;
+  /**
+   * The request for a 4 KiB PUT (body given) or a GET of the key, authorized
+   * and ready to be sent as is, again and again, by another client (wrk):
+   * `Host` and `Content-Length` are left to that client.
+   */
+  replayable(method: 'PUT' | 'GET', bucket: string, key: string, bodyLength?: number): { path: string; headers: Record<string, string> };
+  /** The API's origin (scheme, host, port). */
+  readonly origin: string;
   close(): void;
 }
 
@@ -91,6 +99,11 @@ export function swiftApi(label: string, storageUrl: string, token: string): Obje
       must(await send(agent, url, 'GET', `${base}/${enc(b)}/${enc(k)}`, { 'x-auth-token': token }), 'get', [200]);
     },
     curlArgs: (b, k) => ['-H', `X-Auth-Token: ${token}`, `${url.origin}${base}/${enc(b)}/${enc(k)}`],
+    origin: url.origin,
+    replayable: (method, b, k) => ({
+      path: `${base}/${enc(b)}/${enc(k)}`,
+      headers: { 'X-Auth-Token': token, ...(method === 'PUT' ? { 'Content-Type': 'application/octet-stream' } : {}) },
+    }),
     async removeAll(b, keys) {
       await runOps(keys.length, 16, async (i) => {
         await send(agent, url, 'DELETE', `${base}/${enc(b)}/${enc(keys[i]!)}`, { 'x-auth-token': token }).catch(() => undefined);
@@ -115,6 +128,14 @@ export function s3Api(label: string, endpoint: string, access: string, secret: s
     },
     async get(b, k) {
       must(await s3.request('GET', `/${b}/${k}`, { discard: true }), 'get', [200]);
+    },
+    origin: new URL(endpoint).origin,
+    replayable(method, b, k, bodyLength) {
+      // Signed now (SigV4, UNSIGNED-PAYLOAD); the server accepts the same signature again within its 15-minute window.
+      const signed = s3.sign(method, `/${b}/${k}`, method === 'PUT' ? { body: Buffer.alloc(bodyLength ?? 0), payload: 'unsigned' } : {});
+      const headers: Record<string, string> = {};
+      for (const [h, v] of Object.entries(signed.headers)) if (h !== 'host' && h !== 'content-length') headers[h] = v;
+      return { path: signed.pathQs, headers };
     },
     async removeAll(b, keys) {
       for (let i = 0; i < keys.length; i += 1000) {

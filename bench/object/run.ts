@@ -11,13 +11,17 @@
  * - workload `api`: the small and big workloads again, with one Node client
  *   (bench/object/load.ts) speaking the Swift API and the S3 API, against
  *   Stratus and against real Swift (its s3api middleware), so the S3 API is
- *   compared with the Swift API by the same client.
+ *   compared with the Swift API by the same client;
+ * - workload `wrk`: the 4 KiB PUT and GET again, both APIs of both servers,
+ *   driven by wrk (C, one thread) replaying requests authorized beforehand
+ *   (bench/object/wrk-load.ts), so the client takes as little of the 2 cores
+ *   as it can and the servers' own rates show.
  *
  * Figures only, no assertions. Run (as root, from the repository):
  *
  *   npx tsx bench/object/run.ts [--objects 1000] [--big-mib 256] [--list-count 10000]
  *                               [--no-swift] [--threadpool 16] [--json-out FILE] [--workloads small,big,list,api]
- *                               [--warmup 3000] [--rounds 2]
+ *                               [--warmup 3000] [--rounds 2] [--wrk-seconds 10] [--wrk-keys 30000]
  *
  * The one-client workloads run `--rounds` times, the APIs taking turns
  * (Swift API, S3 API, Swift API, …), and each figure is the best of the
@@ -39,6 +43,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bestOf, processTreeCpuUs, rawReadOfLargest, runLoad, s3Api, swiftApi, warmUp, type LoadResult } from './load.js';
 import { freePort, startBenchCloud } from '../lib/cloud.js';
+import { bestOfWrk, runWrkLoad, type WrkLoadResult } from './wrk-load.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const ANCHORS = process.env.STRATUS_ANCHORS ?? '/work/shared/anchors';
@@ -53,7 +58,9 @@ const LIST_COUNT = Number(arg('list-count', '10000'));
 const THREADPOOL = Number(arg('threadpool', '16'));
 const WITH_SWIFT = !args.includes('--no-swift') && existsSync('/usr/bin/swift-proxy-server') && existsSync(join(ANCHORS, 'swift-up.sh'));
 const JSON_OUT = arg('json-out', '');
-const WORKLOADS = new Set(arg('workloads', 'small,big,list,api').split(','));
+const WORKLOADS = new Set(arg('workloads', 'small,big,list,api,wrk').split(','));
+const WRK_SECONDS = Number(arg('wrk-seconds', '10'));
+const WRK_KEYS = Number(arg('wrk-keys', '30000'));
 const WARMUP = Number(arg('warmup', '3000'));
 const ROUNDS = Math.max(1, Number(arg('rounds', '2')));
 
@@ -249,6 +256,33 @@ function printApiTable() {
   console.log(lines.join('\n'));
 }
 
+/** Results of the wrk workloads, by "<target> <api>". */
+const wrkResults: Record<string, WrkLoadResult> = {};
+
+function printWrkTable() {
+  const cols = Object.keys(wrkResults);
+  if (!cols.length) return;
+  const lines = [`\n== 4 KiB objects with wrk (C client, 1 thread, ${WRK_SECONDS} s per figure, best of ${ROUNDS}): ${cols.join(' | ')} ==`];
+  const rows: Array<[string, (r: WrkLoadResult) => WrkLoadResult['put']['c1']]> = [
+    ['PUT c=1', (r) => r.put.c1], ['PUT c=32', (r) => r.put.c32], ['GET c=1', (r) => r.get.c1], ['GET c=32', (r) => r.get.c32],
+  ];
+  const ratio = (a?: WrkLoadResult, b?: WrkLoadResult, f?: (r: WrkLoadResult) => { rps: number }) => (a && b && f && f(b).rps ? f(a).rps / f(b).rps : null);
+  for (const [name, f] of rows) {
+    const x = ratio(wrkResults['stratus Swift'], wrkResults['swift Swift'], f);
+    const y = ratio(wrkResults['stratus S3'], wrkResults['stratus Swift'], f);
+    lines.push(
+      `${name.padEnd(9)} ` +
+        cols.map((c) => {
+          const r = f(wrkResults[c]!);
+          return `${c}: ${r.rps.toFixed(0)} req/s p50 ${r.p50ms.toFixed(2)} p99 ${r.p99ms.toFixed(1)} ms` + (r.serverCpuUsPerOp !== null ? ` (${r.serverCpuUsPerOp.toFixed(0)} µs)` : '') + (r.non2xx ? ` ${r.non2xx} ERRORS` : '');
+        }).join(' | ') +
+        `  [stratus/swift Swift API ${x === null ? '-' : x.toFixed(1) + 'x'}, stratus S3/Swift ${y === null ? '-' : (y * 100).toFixed(0) + '%'}]`,
+    );
+  }
+  lines.push('(µs) = server CPU per request, all its processes');
+  console.log(lines.join('\n'));
+}
+
 async function main() {
   console.log(`building dist/ ...`);
   execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
@@ -307,6 +341,22 @@ async function main() {
       }
       for (const api of apis) api.close();
     }
+    for (const t of WORKLOADS.has('wrk') ? targets : []) {
+      const apis = [swiftApi(`${t.label} Swift`, t.url, t.token), ...(t.s3 ? [s3Api(`${t.label} S3`, t.s3.endpoint, t.s3.access, t.s3.secret, t.s3.region)] : [])];
+      for (let round = 1; round <= ROUNDS; round++) {
+        for (const api of apis) {
+          console.log(`wrk workloads: ${api.label} (round ${round} of ${ROUNDS}) ...`);
+          try {
+            const r = await runWrkLoad(api, { seconds: WRK_SECONDS, keys: WRK_KEYS, serverCpuUs: () => processTreeCpuUs(t.pids()) });
+            const prev = wrkResults[api.label];
+            wrkResults[api.label] = prev ? bestOfWrk(prev, r) : r;
+          } catch (e) {
+            console.log(`${api.label}: failed: ${(e as Error).message}`);
+          }
+        }
+      }
+      for (const api of apis) api.close();
+    }
     if (WORKLOADS.has('big')) (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
   } finally {
     swift?.stop();
@@ -314,6 +364,7 @@ async function main() {
   }
   printTable(targets.map((t) => t.label));
   printApiTable();
+  printWrkTable();
 }
 
 main().catch((e) => {

@@ -91,6 +91,17 @@ export class S3Client {
 
   /** Signs and sends one request; resolves with the whole response. */
   async request(method: string, path: string, o: S3RequestOptions = {}): Promise<S3Response> {
+    const s = this.sign(method, path, o);
+    return this.send(method, s.pathQs, s.headers, s.body, o.stream, o.discard);
+  }
+
+  /**
+   * Signs one request (SigV4 in the Authorization header) without sending it:
+   * the path with its query string, the headers to send and the body as
+   * encoded. A signed request may be sent again unchanged while its date is
+   * within the server's window (benchmarks replay them from a C client).
+   */
+  sign(method: string, path: string, o: S3RequestOptions = {}): { pathQs: string; headers: Record<string, string>; body: Buffer | undefined } {
     const date = o.date ?? new Date();
     const amzDate = amzDateOf(date);
     const day = amzDate.slice(0, 8);
@@ -127,7 +138,7 @@ export class S3Client {
       headers['content-length'] = String(body.length);
     }
     const qs = query.map(([k, v]) => (v === '' && !['prefix', 'marker'].includes(k) ? uriEncode(k) : `${uriEncode(k)}=${uriEncode(v)}`)).join('&');
-    return this.send(method, path + (qs ? `?${qs}` : ''), headers, body, o.stream, o.discard);
+    return { pathQs: path + (qs ? `?${qs}` : ''), headers, body };
   }
 
   private chunked(data: Buffer, size: number, key: Buffer, amzDate: string, scope: string, seed: string, bad?: number): Buffer {
