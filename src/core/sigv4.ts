@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, hash, timingSafeEqual } from 'node:crypto';
 
 /**
  * AWS Signature Version 4, shared by the S3 API and identity's /v3/ec2tokens.
@@ -21,7 +21,8 @@ export interface SigV4Input {
   service?: 's3' | 'other';
 }
 
-const sha256hex = (s: string | Buffer) => createHash('sha256').update(s).digest('hex');
+// One-shot digest (no Hash object per call): this runs on every S3 request.
+const sha256hex = (s: string | Buffer) => hash('sha256', s, 'hex');
 const hmac = (k: Buffer | string, s: string) => createHmac('sha256', k).update(s).digest();
 
 /** RFC 3986 encoding the way SigV4 wants it (unreserved chars kept). */

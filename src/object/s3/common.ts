@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from '../../core/log.js';
 import type { PolicyEngine } from '../../core/policy.js';
 import { policyCredentials } from '../../core/context.js';
+import { httpDate } from '../../core/http-date.js';
 import { checkConditions, NotFoundError, NotModifiedError, type ObjectMeta, type ObjectStore, type ReadConditions } from '../store/index.js';
 import { S3Error, fromStoreError } from './errors.js';
 import type { S3Request } from './request.js';
@@ -119,10 +120,7 @@ export function s3Etag(meta: Pick<ObjectMeta, 'etag' | 'sysMeta'>): string {
   return meta.sysMeta[SYS_S3_ETAG] || meta.etag;
 }
 
-/** HTTP date of a Last-Modified in ms, at second precision rounded up (as the Swift API shows it). */
-export function httpDate(ms: number): string {
-  return new Date(Math.ceil(ms / 1000) * 1000).toUTCString();
-}
+export { httpDate };
 
 /** ISO 8601 with milliseconds, as S3 listings show times. */
 export function isoDate(ms: number): string {

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { writeFileDurable } from './fsutil.js';
@@ -187,7 +187,7 @@ export class Ring {
     let path = `/${account}`;
     if (container !== undefined) path += `/${container}`;
     if (object !== undefined) path += `/${object}`;
-    return createHash('md5').update(this.hashPathPrefix + path + this.hashPathSuffix).digest('hex');
+    return hash('md5', this.hashPathPrefix + path + this.hashPathSuffix, 'hex');
   }
 
   /** Partition of a path hash: the top `partPower` bits of its first 32 bits. */

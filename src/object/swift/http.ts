@@ -73,7 +73,7 @@ export function metaHeaders(kind: 'Object' | 'Container' | 'Account', meta: Reco
   return out;
 }
 
-export const httpDate = (ms: number) => new Date(Math.ceil(ms / 1000) * 1000).toUTCString();
+export { httpDate } from '../../core/http-date.js';
 
 export type ListingFormat = 'json' | 'xml' | 'plain';
 
@@ -174,8 +174,12 @@ export function guessContentType(name: string): string {
   return MIME[name.slice(dot + 1).toLowerCase()] ?? 'application/octet-stream';
 }
 
+/** Swift's `tx<21 hex>-<10 hex of the time>`, from the request id (`req-<uuid>`). */
 export function transId(req: FastifyRequest): string {
-  return `tx${req.id.replace(/^req-/, '').replace(/-/g, '').slice(0, 21)}-${Math.floor(Date.now() / 1000).toString(16).padStart(10, '0')}`;
+  const id = req.id.startsWith('req-') ? req.id.slice(4) : req.id;
+  // The uuid's first 21 hex digits: 8 + 4 + 4 + 4 + 1, skipping its hyphens.
+  const hex = id.length === 36 ? id.slice(0, 8) + id.slice(9, 13) + id.slice(14, 18) + id.slice(19, 23) + id.slice(24, 25) : id.replace(/-/g, '').slice(0, 21);
+  return `tx${hex}-${Math.floor(Date.now() / 1000).toString(16).padStart(10, '0')}`;
 }
 
 /** Ends a response without a body (HEAD, 2xx without content). */
