@@ -264,14 +264,14 @@ function printWrkTable() {
   if (!cols.length) return;
   const lines = [`\n== 4 KiB objects with wrk (C client, 1 thread, ${WRK_SECONDS} s per figure, best of ${ROUNDS}): ${cols.join(' | ')} ==`];
   const rows: Array<[string, (r: WrkLoadResult) => WrkLoadResult['put']['c1']]> = [
-    ['PUT c=1', (r) => r.put.c1], ['PUT c=32', (r) => r.put.c32], ['GET c=1', (r) => r.get.c1], ['GET c=32', (r) => r.get.c32],
+    ['PUT c=1', (r) => r.put.c1], ['PUT c=32', (r) => r.put.c32], ['GET c=1', (r) => r.get.c1], ['GET c=32', (r) => r.get.c32], ['GET all c=32', (r) => r.getAll],
   ];
   const ratio = (a?: WrkLoadResult, b?: WrkLoadResult, f?: (r: WrkLoadResult) => { rps: number }) => (a && b && f && f(b).rps ? f(a).rps / f(b).rps : null);
   for (const [name, f] of rows) {
     const x = ratio(wrkResults['stratus Swift'], wrkResults['swift Swift'], f);
     const y = ratio(wrkResults['stratus S3'], wrkResults['stratus Swift'], f);
     lines.push(
-      `${name.padEnd(9)} ` +
+      `${name.padEnd(12)} ` +
         cols.map((c) => {
           const r = f(wrkResults[c]!);
           return `${c}: ${r.rps.toFixed(0)} req/s p50 ${r.p50ms.toFixed(2)} p99 ${r.p99ms.toFixed(1)} ms` + (r.serverCpuUsPerOp !== null ? ` (${r.serverCpuUsPerOp.toFixed(0)} µs)` : '') + (r.non2xx ? ` ${r.non2xx} ERRORS` : '');
@@ -279,7 +279,7 @@ function printWrkTable() {
         `  [stratus/swift Swift API ${x === null ? '-' : x.toFixed(1) + 'x'}, stratus S3/Swift ${y === null ? '-' : (y * 100).toFixed(0) + '%'}]`,
     );
   }
-  lines.push('(µs) = server CPU per request, all its processes');
+  lines.push('(µs) = server CPU per request, all its processes. GET: the first 1,000 objects written, cycling (objload.py reads its 1,000); GET all: every object the PUT runs wrote');
   console.log(lines.join('\n'));
 }
 

@@ -9,8 +9,10 @@
  * sending and parsing, and the server still checks every request in full.
  *
  * Per API: PUT 4 KiB objects for `seconds` at concurrency 1, then 32 (each
- * request a new key), then GET the objects the PUTs wrote, cycling, at
- * concurrency 1 and 32. Server CPU per request comes from /proc.
+ * request a new key); GET the first 1,000 objects written (as objload.py
+ * reads back its 1,000), cycling, at concurrency 1 and 32; then GET every
+ * object the PUTs wrote at concurrency 32 — a set larger than the server's
+ * small-object cache. Server CPU per request comes from /proc.
  */
 import { randomBytes } from 'node:crypto';
 import { wrk, type LoadResult as WrkResult } from '../lib/wrk.js';
@@ -19,17 +21,24 @@ import type { ObjectApi } from './load.js';
 export interface WrkOps extends WrkResult {
   /** CPU time of the server's processes per request (µs), if known. */
   serverCpuUsPerOp: number | null;
+  /** How many distinct objects a GET run read. */
+  objects?: number;
 }
 
 export interface WrkLoadResult {
   put: { c1: WrkOps; c32: WrkOps };
+  /** GETs of the first `hot` objects written (objload.py reads back what it wrote: 1,000 objects). */
   get: { c1: WrkOps; c32: WrkOps };
+  /** GETs at c=32 of every object the PUT runs wrote (tens of thousands: beyond a small cache). */
+  getAll: WrkOps;
 }
 
 export interface WrkLoadOptions {
   seconds?: number;
   /** Keys prepared for each PUT run (a run stops writing new keys beyond them: keep it above rate × seconds). */
   keys?: number;
+  /** How many objects the GET runs read, cycling (default 1,000, as objload.py); `getAll` reads them all. */
+  hot?: number;
   serverCpuUs?: () => number;
   log?: (line: string) => void;
 }
@@ -44,7 +53,7 @@ export const fmtWrk = (name: string, r: WrkOps) =>
 /** The better of two results (per figure, by rate). */
 export function bestOfWrk(a: WrkLoadResult, b: WrkLoadResult): WrkLoadResult {
   const best = (x: WrkOps, y: WrkOps) => (y.rps > x.rps ? y : x);
-  return { put: { c1: best(a.put.c1, b.put.c1), c32: best(a.put.c32, b.put.c32) }, get: { c1: best(a.get.c1, b.get.c1), c32: best(a.get.c32, b.get.c32) } };
+  return { put: { c1: best(a.put.c1, b.put.c1), c32: best(a.put.c32, b.put.c32) }, get: { c1: best(a.get.c1, b.get.c1), c32: best(a.get.c32, b.get.c32) }, getAll: best(a.getAll, b.getAll) };
 }
 
 export async function runWrkLoad(api: ObjectApi, o: WrkLoadOptions = {}): Promise<WrkLoadResult> {
@@ -76,13 +85,16 @@ export async function runWrkLoad(api: ObjectApi, o: WrkLoadOptions = {}): Promis
     const p32 = await put(32);
     log(fmtWrk(`${api.label} PUT 4 KiB c=32`, p32.r));
     const readable = [...p32.readable, ...p1.readable];
-    if (readable.length < 100) throw new Error(`${api.label}: only ${readable.length} objects written, too few to read`);
+    const hot = o.hot ?? 1000;
+    if (readable.length < hot) throw new Error(`${api.label}: only ${readable.length} objects written, fewer than the ${hot} to read`);
     const gets = readable.map((k) => ({ method: 'GET', ...api.replayable('GET', bucket, k) }));
-    const g1 = await timed(1, gets);
+    const g1 = await timed(1, gets.slice(0, hot));
     log(fmtWrk(`${api.label} GET 4 KiB c=1`, g1));
-    const g32 = await timed(32, gets);
+    const g32 = await timed(32, gets.slice(0, hot));
     log(fmtWrk(`${api.label} GET 4 KiB c=32`, g32));
-    return { put: { c1: p1.r, c32: p32.r }, get: { c1: g1, c32: g32 } };
+    const all = await timed(32, gets);
+    log(fmtWrk(`${api.label} GET 4 KiB c=32, all ${gets.length}`, all));
+    return { put: { c1: p1.r, c32: p32.r }, get: { c1: g1, c32: g32 }, getAll: { ...all, objects: gets.length } as WrkOps };
   } finally {
     await api.removeAll(bucket, written);
   }

@@ -43,6 +43,33 @@ export function policyCredentials(ctx: AuthContext | null): import('./policy.js'
   };
 }
 
+const decisions = new WeakMap<AuthContext, { generation: number; byRule: Map<string, boolean> }>();
+
+/**
+ * `policy.enforce(rule)` for a target that is just a project, remembered per
+ * caller context. A context object stands for one validated token or
+ * credential and is replaced when identity changes anything (roles,
+ * enablement), and the memo is dropped when the policy's rules change — so
+ * the answer is the one `enforce` would give. The object APIs ask this on
+ * every request.
+ */
+export function allowedOnProject(policy: import('./policy.js').PolicyEngine, ctx: AuthContext, rule: string, projectId: string | null): boolean {
+  let memo = decisions.get(ctx);
+  if (!memo || memo.generation !== policy.generation) {
+    memo = { generation: policy.generation, byRule: new Map() };
+    decisions.set(ctx, memo);
+  }
+  const key = projectId === null ? rule : `${rule}\0${projectId}`;
+  let ok = memo.byRule.get(key);
+  if (ok === undefined) {
+    const target = { project_id: projectId };
+    ok = policy.enforce(rule, { ...target, target }, policyCredentials(ctx));
+    if (memo.byRule.size >= 64) memo.byRule.clear();
+    memo.byRule.set(key, ok);
+  }
+  return ok;
+}
+
 /** Validates tokens; implemented by the identity service, cached in memory. */
 export interface TokenValidator {
   /** Returns null for a token that is malformed, expired or revoked. */

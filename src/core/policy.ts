@@ -663,6 +663,8 @@ export class PolicyEngine {
   private texts = new Map<string, string>();
   /** Compiled trees by rule text, so reloading an unchanged policy file parses nothing. */
   private readonly cache = new Map<string, Node>();
+  /** Moves whenever the rules in force change (decisions remembered by callers are then stale). */
+  generation = 0;
 
   /**
    * Registers the rules the code enforces. Defaults are validated here so a
@@ -710,6 +712,7 @@ export class PolicyEngine {
     this.overrides = overrides;
     this.texts = texts;
     this.compiled = compiled;
+    this.generation++;
   }
 
   private registered(rule: string): Node {

@@ -33,7 +33,7 @@ export const awsEncode = (s: string, keepSlash = false): string => {
 };
 
 export function canonicalRequest(i: SigV4Input): string {
-  const query = i.query
+  const query = i.query.length === 0 ? '' : i.query
     .filter(([k]) => k !== 'X-Amz-Signature')
     .map(([k, v]) => [awsEncode(k), awsEncode(v)] as const)
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
@@ -82,10 +82,10 @@ export function safeEqualHex(a: string, b: string): boolean {
 
 /** Parses `AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request, SignedHeaders=a;b, Signature=...`. */
 export function parseAuthorization(h: string): { access: string; scope: { date: string; region: string; service: string }; signedHeaders: string[]; signature: string } | null {
-  const m = /^AWS4-HMAC-SHA256\s+(.*)$/.exec(h.trim());
+  const m = /^AWS4-HMAC-SHA256\s+/.exec(h);
   if (!m) return null;
   const parts: Record<string, string> = {};
-  for (const p of m[1]!.split(/\s*,\s*/)) {
+  for (const p of h.slice(m[0].length).split(',')) {
     const i = p.indexOf('=');
     if (i > 0) parts[p.slice(0, i).trim()] = p.slice(i + 1).trim();
   }

@@ -94,11 +94,11 @@ export class SigV4Verifier {
 
   async authenticate(req: AuthRequest, now = Date.now()): Promise<Authenticated> {
     const auth = header(req.headers, 'authorization');
-    const q = new Map(req.query);
     if (auth !== undefined) {
-      if (q.has('X-Amz-Algorithm')) throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified');
+      if (req.query.some(([k]) => k === 'X-Amz-Algorithm')) throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified');
       return this.headerAuth(req, auth, now);
     }
+    const q = new Map(req.query);
     if (q.has('X-Amz-Algorithm') || q.has('X-Amz-Credential') || q.has('X-Amz-Signature')) return this.queryAuth(req, q, now);
     if (q.has('AWSAccessKeyId') || q.has('Signature')) {
       throw new S3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.');

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from '../../core/log.js';
 import type { PolicyEngine } from '../../core/policy.js';
-import { policyCredentials } from '../../core/context.js';
+import { allowedOnProject } from '../../core/context.js';
 import { httpDate } from '../../core/http-date.js';
 import { checkConditions, NotFoundError, NotModifiedError, type ObjectMeta, type ObjectStore, type ReadConditions } from '../store/index.js';
 import { S3Error, fromStoreError } from './errors.js';
@@ -30,8 +30,7 @@ export const accountOf = (projectId: string): string => `AUTH_${projectId}`;
 
 /** Checks the request's policy rule (`s3:read` / `s3:write`) against the credential's roles; AccessDenied if refused. */
 export function authorize(env: S3Env, r: S3Request, rule: 's3:read' | 's3:write'): void {
-  const target = { project_id: r.auth.ctx.projectId };
-  const ok = env.policy.enforce(rule, { ...target, target }, policyCredentials(r.auth.ctx));
+  const ok = allowedOnProject(env.policy, r.auth.ctx, rule, r.auth.ctx.projectId);
   if (!ok) throw new S3Error('AccessDenied', 'Access Denied');
   r.authorized = true;
 }

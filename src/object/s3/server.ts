@@ -159,7 +159,7 @@ export class S3Server {
       if (m === 'GET') return listBuckets(env, r);
       throw new S3Error('MethodNotAllowed', 'The specified method is not allowed against this resource.');
     }
-    const unsupported = UNSUPPORTED_SUBRESOURCES.find((s) => q.has(s));
+    const unsupported = q.size === 0 ? undefined : UNSUPPORTED_SUBRESOURCES.find((s) => q.has(s));
     if (unsupported) throw new S3Error('NotImplemented', `The ${unsupported} subresource is not implemented.`);
     if (r.key === null) {
       switch (m) {

@@ -1,4 +1,8 @@
+import { LRUCache } from 'lru-cache';
 import type { ObjectMeta } from './store.js';
+
+/** What an entry costs beyond its bytes (key, metadata, bookkeeping), roughly. */
+const ENTRY_OVERHEAD = 512;
 
 /**
  * A bounded, least-recently-used cache of small objects' verified bytes and
@@ -11,8 +15,10 @@ import type { ObjectMeta } from './store.js';
  * cache would hand back, without the system calls.
  */
 export class SmallObjectCache {
-  private readonly map = new Map<string, { meta: ObjectMeta; data: Buffer }>();
-  private bytes = 0;
+  // lru-cache keeps its recency list in typed arrays: O(1) get, set and
+  // eviction (a Map used as an LRU pays for the holes that deletes leave at
+  // its front on every eviction — ~6 µs a set here once full).
+  private readonly lru: LRUCache<string, { meta: ObjectMeta; data: Buffer }> | null;
   hits = 0;
   misses = 0;
 
@@ -20,61 +26,39 @@ export class SmallObjectCache {
   constructor(
     readonly capacity: number,
     readonly maxEntry: number,
-  ) {}
+  ) {
+    this.lru = capacity > 0 ? new LRUCache({ maxSize: capacity, sizeCalculation: (e) => e.data.length + ENTRY_OVERHEAD }) : null;
+  }
 
   static key(hash: string, ts: string, metaTs: string | null): string {
     return metaTs === null ? `${hash}/${ts}` : `${hash}/${ts}/${metaTs}`;
   }
 
   get(key: string): { meta: ObjectMeta; data: Buffer } | undefined {
-    const e = this.map.get(key);
-    if (!e) {
-      this.misses++;
-      return undefined;
-    }
-    this.hits++;
-    // Refresh its place in the LRU order.
-    this.map.delete(key);
-    this.map.set(key, e);
+    const e = this.lru?.get(key);
+    if (e) this.hits++;
+    else this.misses++;
     return e;
   }
 
   set(key: string, meta: ObjectMeta, data: Buffer): void {
-    if (this.capacity <= 0 || data.length > this.maxEntry) return;
-    const cost = data.length + 512;
-    const old = this.map.get(key);
-    if (old) {
-      this.map.delete(key);
-      this.bytes -= old.data.length + 512;
-    }
-    this.map.set(key, { meta, data });
-    this.bytes += cost;
-    while (this.bytes > this.capacity) {
-      const oldest = this.map.keys().next();
-      if (oldest.done) break;
-      const e = this.map.get(oldest.value)!;
-      this.map.delete(oldest.value);
-      this.bytes -= e.data.length + 512;
-    }
+    if (!this.lru || data.length > this.maxEntry) return;
+    this.lru.set(key, { meta, data });
   }
 
   delete(key: string): void {
-    const e = this.map.get(key);
-    if (!e) return;
-    this.map.delete(key);
-    this.bytes -= e.data.length + 512;
+    this.lru?.delete(key);
   }
 
   clear(): void {
-    this.map.clear();
-    this.bytes = 0;
+    this.lru?.clear();
   }
 
   get size(): number {
-    return this.map.size;
+    return this.lru?.size ?? 0;
   }
 
   get usedBytes(): number {
-    return this.bytes;
+    return this.lru?.calculatedSize ?? 0;
   }
 }

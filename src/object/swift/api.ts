@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../../core/errors.js';
 import type { AuthContext, TokenValidator } from '../../core/context.js';
-import { allowed } from '../../core/http.js';
+import { allowedOnProject } from '../../core/context.js';
 import type { PolicyEngine } from '../../core/policy.js';
 import type { Logger } from '../../core/log.js';
 import {
@@ -87,9 +87,9 @@ interface Target {
 /** What the caller may do in one account, worked out once per request. */
 interface Caller {
   auth: AuthContext | null;
-  reseller: boolean;
-  operator: boolean;
-  reader: boolean;
+  readonly reseller: boolean;
+  readonly operator: boolean;
+  readonly reader: boolean;
   tempUrl: TempUrlQuery | null;
 }
 
@@ -278,17 +278,26 @@ export class SwiftApi {
       if (st) auth = req.auth = await this.validator.validate(st);
     }
     const projectId = account.startsWith('AUTH_') ? account.slice(5) : null;
-    const target = { project_id: projectId ?? '\0' };
-    const c: Caller = { auth, reseller: false, operator: false, reader: false, tempUrl: null };
-    if (auth) {
-      c.reseller = allowed(this.policy, req, 'object_store:reseller_admin', target);
-      c.operator = projectId !== null && allowed(this.policy, req, 'object_store:operator', target);
-      c.reader = projectId !== null && allowed(this.policy, req, 'object_store:reader', target);
-    }
     const tu = parseTempUrlQuery(q);
     if (tu === 'invalid') throw new ApiError(401, 'Temp URL invalid');
-    c.tempUrl = tu;
-    return c;
+    // Each role is checked against the policy when first asked (an owner's GET needs one rule, not three).
+    const policy = this.policy;
+    let reseller: boolean | undefined;
+    let operator: boolean | undefined;
+    let reader: boolean | undefined;
+    return {
+      auth: auth ?? null,
+      tempUrl: tu,
+      get reseller() {
+        return (reseller ??= auth ? allowedOnProject(policy, auth, 'object_store:reseller_admin', projectId ?? '\0') : false);
+      },
+      get operator() {
+        return (operator ??= auth && projectId !== null ? allowedOnProject(policy, auth, 'object_store:operator', projectId) : false);
+      },
+      get reader() {
+        return (reader ??= auth && projectId !== null ? allowedOnProject(policy, auth, 'object_store:reader', projectId) : false);
+      },
+    };
   }
 
   private deny(c: Caller): never {
