@@ -11,6 +11,7 @@ import {
   loadPolicyFile,
   type PolicyCredentials,
 } from '../../src/core/policy.js';
+import { allowedOnProject, type AuthContext } from '../../src/core/context.js';
 
 const member: PolicyCredentials = { user_id: 'u1', project_id: 'p1', domain_id: null, system_scope: null, roles: ['member', 'reader'] };
 const admin: PolicyCredentials = { user_id: 'u0', project_id: 'p0', roles: ['admin'] };
@@ -506,5 +507,30 @@ describe('loadPolicyFile', () => {
       assert.equal(eng.enforce('get', { 'target.project_id': 'p1' }, { roles: ['member'], project_id: 'p1' }), true);
       assert.equal(eng.enforce('get', { 'target.project_id': 'p2' }, { roles: ['member'], project_id: 'p1' }), false);
     });
+  });
+});
+
+describe('allowedOnProject (remembered decisions)', () => {
+  const ctx: AuthContext = {
+    token: 't', userId: 'u1', userName: 'u', userDomainId: 'default', userDomainName: 'Default', projectId: 'p1', projectName: 'p', projectDomainId: 'default',
+    projectDomainName: 'Default', domainId: null, domainName: null, system: false, roles: ['member'], roleIds: ['r1'], isAdminProject: false,
+    applicationCredentialId: null, methods: ['password'], auditIds: ['a'], issuedAt: 0, expiresAt: Date.now() + 60_000,
+  };
+
+  test('answers as enforce does, per project, and follows a policy reload', () => {
+    const policy = new PolicyEngine({ 'obj:read': 'role:member and project_id:%(project_id)s' });
+    assert.equal(allowedOnProject(policy, ctx, 'obj:read', 'p1'), true);
+    assert.equal(allowedOnProject(policy, ctx, 'obj:read', 'p2'), false);
+    assert.equal(allowedOnProject(policy, ctx, 'obj:read', 'p1'), true, 'asked again: the same answer');
+    policy.loadOverrides({ 'obj:read': 'role:admin' });
+    assert.equal(allowedOnProject(policy, ctx, 'obj:read', 'p1'), false, 'the reload is seen at once');
+    policy.loadOverrides({});
+    assert.equal(allowedOnProject(policy, ctx, 'obj:read', 'p1'), true);
+  });
+
+  test('a project-less target is the null project', () => {
+    const policy = new PolicyEngine({ 'obj:any': 'role:member', 'obj:own': 'project_id:%(project_id)s' });
+    assert.equal(allowedOnProject(policy, ctx, 'obj:any', null), true);
+    assert.equal(allowedOnProject(policy, ctx, 'obj:own', null), false);
   });
 });
