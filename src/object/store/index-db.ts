@@ -163,8 +163,8 @@ function startCheckpointer(file: string): Worker | null {
   }
 }
 
-/** Object rows kept by getObject's cache (about 250 B each); the cache starts over when full. */
-const ROW_CACHE_ENTRIES = 200_000;
+/** Object rows kept by getObject's cache (~300–400 B each in the heap, so ~20 MB at most); the cache starts over when full. */
+const ROW_CACHE_ENTRIES = 50_000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS accounts (
