@@ -51,7 +51,7 @@ export interface ObjectApi {
    * and ready to be sent as is, again and again, by another client (wrk):
    * `Host` and `Content-Length` are left to that client.
    */
-  replayable(method: 'PUT' | 'GET', bucket: string, key: string, bodyLength?: number): { path: string; headers: Record<string, string> };
+  replayable(method: 'PUT' | 'GET', bucket: string, key: string): { path: string; headers: Record<string, string> };
   /** The API's origin (scheme, host, port). */
   readonly origin: string;
   close(): void;
@@ -130,9 +130,10 @@ export function s3Api(label: string, endpoint: string, access: string, secret: s
       must(await s3.request('GET', `/${b}/${k}`, { discard: true }), 'get', [200]);
     },
     origin: new URL(endpoint).origin,
-    replayable(method, b, k, bodyLength) {
-      // Signed now (SigV4, UNSIGNED-PAYLOAD); the server accepts the same signature again within its 15-minute window.
-      const signed = s3.sign(method, `/${b}/${k}`, method === 'PUT' ? { body: Buffer.alloc(bodyLength ?? 0), payload: 'unsigned' } : {});
+    replayable(method, b, k) {
+      // Signed now (SigV4; a PUT's body UNSIGNED-PAYLOAD, so any body goes); the server accepts the same signature
+      // again within its 15-minute window.
+      const signed = s3.sign(method, `/${b}/${k}`, method === 'PUT' ? { payload: 'unsigned' } : {});
       const headers: Record<string, string> = {};
       for (const [h, v] of Object.entries(signed.headers)) if (h !== 'host' && h !== 'content-length') headers[h] = v;
       return { path: signed.pathQs, headers };

@@ -41,7 +41,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { bestOf, processTreeCpuUs, rawReadOfLargest, runLoad, s3Api, swiftApi, warmUp, type LoadResult } from './load.js';
+import { bestOf, processTreeCpuUs, rawReadOfLargest, runLoad, s3Api, swiftApi, warmUp, type LoadResult, type ObjectApi } from './load.js';
 import { freePort, startBenchCloud } from '../lib/cloud.js';
 import { bestOfWrk, runWrkLoad, type WrkLoadResult } from './wrk-load.js';
 
@@ -283,6 +283,32 @@ function printWrkTable() {
   console.log(lines.join('\n'));
 }
 
+/** The object APIs of a target: its Swift API, and its S3 API when it has one. */
+const apisOf = (t: Target): ObjectApi[] => [swiftApi(`${t.label} Swift`, t.url, t.token), ...(t.s3 ? [s3Api(`${t.label} S3`, t.s3.endpoint, t.s3.access, t.s3.secret, t.s3.region)] : [])];
+
+/**
+ * Runs `run` on every API of every target `ROUNDS` times, the APIs of a
+ * target taking turns, and keeps the best result per API in `into`.
+ */
+async function inRounds<R>(what: string, targets: Target[], into: Record<string, R>, best: (a: R, b: R) => R, run: (api: ObjectApi, t: Target) => Promise<R>): Promise<void> {
+  for (const t of targets) {
+    const apis = apisOf(t);
+    for (let round = 1; round <= ROUNDS; round++) {
+      for (const api of apis) {
+        console.log(`${what}: ${api.label} (round ${round} of ${ROUNDS}) ...`);
+        try {
+          const r = await run(api, t);
+          const prev = into[api.label];
+          into[api.label] = prev === undefined ? r : best(prev, r);
+        } catch (e) {
+          console.log(`${api.label}: failed: ${(e as Error).message}`);
+        }
+      }
+    }
+    for (const api of apis) api.close();
+  }
+}
+
 async function main() {
   console.log(`building dist/ ...`);
   execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
@@ -292,7 +318,7 @@ async function main() {
   console.log(`stratus: ${stratus.target.url} (UV_THREADPOOL_SIZE=${THREADPOOL || 'default'})${swift ? `\nswift:   ${swift.target.url}` : '\n(real Swift not available: --no-swift or packages missing)'}`);
   try {
     for (const t of WARMUP > 0 ? targets : []) {
-      for (const api of [swiftApi(`${t.label} Swift`, t.url, t.token), ...(t.s3 ? [s3Api(`${t.label} S3`, t.s3.endpoint, t.s3.access, t.s3.secret, t.s3.region)] : [])]) {
+      for (const api of apisOf(t)) {
         console.log(`warm-up: ${api.label} (${WARMUP} PUT, ${2 * WARMUP} GET, untimed) ...`);
         try {
           await warmUp(api, WARMUP);
@@ -320,42 +346,20 @@ async function main() {
       const rows = objload(t, 'list', 32);
       for (const [op, row] of Object.entries(rows)) record(op, t.label, row);
     }
-    for (const t of WORKLOADS.has('api') ? targets : []) {
-      const apis = [swiftApi(`${t.label} Swift`, t.url, t.token), ...(t.s3 ? [s3Api(`${t.label} S3`, t.s3.endpoint, t.s3.access, t.s3.secret, t.s3.region)] : [])];
-      for (let round = 1; round <= ROUNDS; round++) {
-        for (const api of apis) {
-          console.log(`one-client workloads: ${api.label} (round ${round} of ${ROUNDS}) ...`);
-          try {
-            const r = await runLoad(api, {
-              smallOps: OBJECTS,
-              bigMiB: WORKLOADS.has('big') ? BIG_MIB : 0,
-              rawRead: () => rawReadOfLargest(t.dataDir, BIG_MIB * 1024 * 1024),
-              serverCpuUs: () => processTreeCpuUs(t.pids()),
-            });
-            const prev = apiResults[api.label];
-            apiResults[api.label] = prev ? bestOf(prev, r) : r;
-          } catch (e) {
-            console.log(`${api.label}: failed: ${(e as Error).message}`);
-          }
-        }
-      }
-      for (const api of apis) api.close();
+    if (WORKLOADS.has('api')) {
+      await inRounds('one-client workloads', targets, apiResults, bestOf, (api, t) =>
+        runLoad(api, {
+          smallOps: OBJECTS,
+          bigMiB: WORKLOADS.has('big') ? BIG_MIB : 0,
+          rawRead: () => rawReadOfLargest(t.dataDir, BIG_MIB * 1024 * 1024),
+          serverCpuUs: () => processTreeCpuUs(t.pids()),
+        }),
+      );
     }
-    for (const t of WORKLOADS.has('wrk') ? targets : []) {
-      const apis = [swiftApi(`${t.label} Swift`, t.url, t.token), ...(t.s3 ? [s3Api(`${t.label} S3`, t.s3.endpoint, t.s3.access, t.s3.secret, t.s3.region)] : [])];
-      for (let round = 1; round <= ROUNDS; round++) {
-        for (const api of apis) {
-          console.log(`wrk workloads: ${api.label} (round ${round} of ${ROUNDS}) ...`);
-          try {
-            const r = await runWrkLoad(api, { seconds: WRK_SECONDS, keys: WRK_KEYS, serverCpuUs: () => processTreeCpuUs(t.pids()) });
-            const prev = wrkResults[api.label];
-            wrkResults[api.label] = prev ? bestOfWrk(prev, r) : r;
-          } catch (e) {
-            console.log(`${api.label}: failed: ${(e as Error).message}`);
-          }
-        }
-      }
-      for (const api of apis) api.close();
+    if (WORKLOADS.has('wrk')) {
+      await inRounds('wrk workloads', targets, wrkResults, bestOfWrk, (api, t) =>
+        runWrkLoad(api, { seconds: WRK_SECONDS, keys: WRK_KEYS, serverCpuUs: () => processTreeCpuUs(t.pids()) }),
+      );
     }
     if (WORKLOADS.has('big')) (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
   } finally {

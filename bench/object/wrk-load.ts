@@ -74,7 +74,7 @@ export async function runWrkLoad(api: ObjectApi, o: WrkLoadOptions = {}): Promis
   try {
     const put = async (c: number) => {
       const keys = Array.from({ length: nKeys }, (_, i) => `c${c}-${i}`);
-      const r = await timed(c, keys.map((k) => ({ method: 'PUT', ...api.replayable('PUT', bucket, k, BODY), body: 0 })));
+      const r = await timed(c, keys.map((k) => ({ method: 'PUT', ...api.replayable('PUT', bucket, k), body: 0 })));
       // Requests go out in list order with at most c outstanding, so every key before (completed - c) was written.
       written.push(...keys.slice(0, Math.min(nKeys, r.requests + c)));
       if (r.requests >= nKeys) log(`${api.label}: PUT c=${c} went through all ${nKeys} keys (later requests overwrote): raise --wrk-keys`);

@@ -2,6 +2,9 @@ import type { Bus, Json } from '../../core/bus.js';
 import type { Logger } from '../../core/log.js';
 import type { ComputeDriver } from '../drivers/driver.js';
 
+/** How long a detach waits for the guest to let go by default (a TCG guest still booting can take minutes). */
+export const DETACH_TIMEOUT_S = 150;
+
 /**
  * The volume side of a host's compute agent, on its own bus topic
  * `compute-volumes.<host>` (so it stays apart from the instance lifecycle
@@ -12,9 +15,6 @@ import type { ComputeDriver } from '../drivers/driver.js';
  * - `detach_volume {instanceId, volumeId, timeoutS?}` → waits until the guest released it
  * - `extend_volume {instanceId, volumeId, newBytes}` → QMP block_resize under the running guest
  */
-/** How long a detach waits for the guest to let go by default (a TCG guest still booting can take minutes). */
-export const DETACH_TIMEOUT_S = 150;
-
 export function serveVolumeOps(bus: Bus, driver: ComputeDriver, host: string, log: Logger): () => void {
   return bus.serve(`compute-volumes.${host}`, {
     attach_volume: async (a: Json) => {

@@ -40,10 +40,10 @@ const HIDDEN: Record<string, string[]> = {
   port: ['binding:vif_type', 'binding:vif_details', 'binding:host_id', 'binding:profile'],
 };
 
-/** Every route of the Networking API v2.0 and its version documents, mounted under /network. */
 /** A port of a create request, checked and placed, before it is made. */
 type PlannedPort = { body: Body; net: NetworkRow; target: Record<string, unknown> };
 
+/** Every route of the Networking API v2.0 and its version documents, mounted under /network. */
 export function networkRoutes(svc: NetworkService, policy: PolicyEngine, env: NetworkApiEnv): AnyRoute[] {
   const v2 = `${env.root}/v2.0`;
   const callers = new WeakMap<FastifyRequest, Caller>();

@@ -119,8 +119,6 @@ export function s3Etag(meta: Pick<ObjectMeta, 'etag' | 'sysMeta'>): string {
   return meta.sysMeta[SYS_S3_ETAG] || meta.etag;
 }
 
-export { httpDate };
-
 /** ISO 8601 with milliseconds, as S3 listings show times. */
 export function isoDate(ms: number): string {
   return new Date(ms).toISOString();
