@@ -39,15 +39,20 @@ export function canonicalRequest(i: SigV4Input): string {
     .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0))
     .map(([k, v]) => `${k}=${v}`)
     .join('&');
-  const headers = i.signedHeaders
-    .map((h) => {
-      const v = i.headers[h];
-      const val = Array.isArray(v) ? v.join(',') : (v ?? '');
-      return `${h}:${val.trim().replace(/\s+/g, ' ')}\n`;
-    })
-    .join('');
+  // Runs on every S3 request: one string built in place, no intermediate arrays.
+  let headers = '';
+  for (const h of i.signedHeaders) {
+    const v = i.headers[h];
+    headers += `${h}:${canonicalHeaderValue(Array.isArray(v) ? v.join(',') : (v ?? ''))}\n`;
+  }
   const path = i.service === 's3' ? i.path || '/' : i.path.split('/').map((seg) => awsEncode(decodeURIComponentSafe(seg))).join('/') || '/';
-  return [i.method, path, query, headers, i.signedHeaders.join(';'), i.payloadHash].join('\n');
+  return `${i.method}\n${path}\n${query}\n${headers}\n${i.signedHeaders.join(';')}\n${i.payloadHash}`;
+}
+
+/** A header value trimmed, inner runs of whitespace folded to one space (the regex only runs when there is any to fold). */
+function canonicalHeaderValue(v: string): string {
+  const t = v.trim();
+  return /\s\s|[^\S ]/.test(t) ? t.replace(/\s+/g, ' ') : t;
 }
 
 function decodeURIComponentSafe(s: string): string {
@@ -59,8 +64,7 @@ function decodeURIComponentSafe(s: string): string {
 }
 
 export function stringToSign(i: SigV4Input): string {
-  const scope = `${i.scope.date}/${i.scope.region}/${i.scope.service}/aws4_request`;
-  return ['AWS4-HMAC-SHA256', i.amzDate, scope, sha256hex(canonicalRequest(i))].join('\n');
+  return `AWS4-HMAC-SHA256\n${i.amzDate}\n${i.scope.date}/${i.scope.region}/${i.scope.service}/aws4_request\n${sha256hex(canonicalRequest(i))}`;
 }
 
 export function signingKey(secret: string, scope: { date: string; region: string; service: string }): Buffer {
@@ -80,19 +84,39 @@ export function safeEqualHex(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** Parses `AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request, SignedHeaders=a;b, Signature=...`. */
+/**
+ * Parses `AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request, SignedHeaders=a;b, Signature=...`
+ * (the three parts in any order, separated by commas; runs on every S3 request, so no regex).
+ */
 export function parseAuthorization(h: string): { access: string; scope: { date: string; region: string; service: string }; signedHeaders: string[]; signature: string } | null {
-  const m = /^AWS4-HMAC-SHA256\s+/.exec(h);
-  if (!m) return null;
-  const parts: Record<string, string> = {};
-  for (const p of h.slice(m[0].length).split(',')) {
-    const i = p.indexOf('=');
-    if (i > 0) parts[p.slice(0, i).trim()] = p.slice(i + 1).trim();
+  const ALG = 'AWS4-HMAC-SHA256';
+  if (!h.startsWith(ALG)) return null;
+  let at = ALG.length;
+  if (at >= h.length || !isSpace(h.charCodeAt(at))) return null;
+  while (at < h.length && isSpace(h.charCodeAt(at))) at++;
+  let credential: string | undefined;
+  let signedHeaders: string | undefined;
+  let signature: string | undefined;
+  while (at < h.length) {
+    let end = h.indexOf(',', at);
+    if (end < 0) end = h.length;
+    const eq = h.indexOf('=', at);
+    if (eq > at && eq < end) {
+      const name = h.slice(at, eq).trim();
+      const value = h.slice(eq + 1, end).trim();
+      if (name === 'Credential') credential = value;
+      else if (name === 'SignedHeaders') signedHeaders = value;
+      else if (name === 'Signature') signature = value;
+    }
+    at = end + 1;
   }
-  const cred = parts.Credential?.split('/');
-  if (!cred || cred.length !== 5 || !parts.SignedHeaders || !parts.Signature) return null;
+  const cred = credential?.split('/');
+  if (!cred || cred.length !== 5 || !signedHeaders || !signature) return null;
   return {
     access: cred[0]!, scope: { date: cred[1]!, region: cred[2]!, service: cred[3]! },
-    signedHeaders: parts.SignedHeaders.split(';'), signature: parts.Signature,
+    signedHeaders: signedHeaders.split(';'), signature,
   };
 }
+
+/** Whitespace as a regex `\s` means it, for the characters a header can hold. */
+const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13 || c === 11 || c === 12 || c === 0xa0;

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AuthContext } from '../../core/context.js';
-import { canonicalRequest, parseAuthorization, safeEqualHex, signingKey, stringToSign, awsEncode } from '../../core/sigv4.js';
+import { canonicalRequest, parseAuthorization, safeEqualHex, signingKey, stringToSign, awsEncode, type SigV4Input } from '../../core/sigv4.js';
 import type { CredentialSource, S3Principal } from './credentials.js';
 import { S3Error } from './errors.js';
 
@@ -47,7 +47,21 @@ const MAX_PRESIGN_SECONDS = 604800;
 
 const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
+/** The last X-Amz-Date parsed and its time: requests of the same second carry the same one. */
+let lastAmzDate = '';
+let lastAmzTime = 0;
+
 function parseAmzDate(s: string | undefined): number | null {
+  if (s !== undefined && s === lastAmzDate) return lastAmzTime;
+  const t = parseAmzDateOnce(s);
+  if (t !== null) {
+    lastAmzDate = s!;
+    lastAmzTime = t;
+  }
+  return t;
+}
+
+function parseAmzDateOnce(s: string | undefined): number | null {
   const m = s ? AMZ_DATE.exec(s) : null;
   if (!m) return null;
   const t = Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!);
@@ -202,14 +216,19 @@ export class SigV4Verifier {
     key: Buffer,
     s: { signedHeaders: string[]; payloadHash: string; amzDate: string; scope: { date: string; region: string; service: string }; signature: string; access: string },
   ): void {
-    const input = {
+    const input: SigV4Input = {
       method: req.method, path: req.rawPath, query: req.query, headers: req.headers, signedHeaders: s.signedHeaders,
-      payloadHash: s.payloadHash, amzDate: s.amzDate, scope: s.scope, service: 's3' as const,
+      payloadHash: s.payloadHash, amzDate: s.amzDate, scope: s.scope, service: 's3',
     };
-    const sign = (path: string) => createHmac('sha256', key).update(stringToSign({ ...input, path })).digest('hex');
-    if (safeEqualHex(sign(req.rawPath), s.signature)) return;
+    const matches = () => safeEqualHex(createHmac('sha256', key).update(stringToSign(input)).digest('hex'), s.signature);
+    if (matches()) return;
     const normalized = req.rawPath.split('/').map((seg) => awsEncode(safeDecode(seg))).join('/');
-    if (normalized !== req.rawPath && safeEqualHex(sign(normalized), s.signature)) return;
+    if (normalized !== req.rawPath) {
+      input.path = normalized;
+      const ok = matches();
+      input.path = req.rawPath;
+      if (ok) return;
+    }
     throw new S3Error('SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided. Check your key and signing method.', {
       AWSAccessKeyId: s.access,
       StringToSign: stringToSign(input),

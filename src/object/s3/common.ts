@@ -124,17 +124,21 @@ export function isoDate(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-/** Response headers describing an object (GET/HEAD). */
-export function objectHeaders(meta: ObjectMeta): Record<string, string> {
+/** Response headers of a GET/HEAD of an object: those every response carries (respond.ts baseHeaders) and the object's. */
+export function objectHeaders(meta: ObjectMeta, requestId: string): Record<string, string> {
+  // Built in one literal and then added to (no spreads): this runs on every GET and HEAD.
   const h: Record<string, string> = {
+    'x-amz-request-id': requestId,
+    'x-amz-id-2': requestId,
+    server: 'Stratus',
     etag: `"${s3Etag(meta)}"`,
     'last-modified': httpDate(meta.lastModified),
     'content-type': headerValue(meta.contentType),
     'accept-ranges': 'bytes',
   };
-  for (const [k, v] of Object.entries(meta.userMeta)) {
+  for (const k in meta.userMeta) {
     // A name the Swift side allowed but HTTP cannot carry is left out.
-    if (/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(k)) h[`x-amz-meta-${k}`] = headerValue(v);
+    if (/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(k)) h[`x-amz-meta-${k}`] = headerValue(meta.userMeta[k]!);
   }
   for (const s of STORED_HEADERS) {
     const v = meta.sysMeta[SYS_HEADER + s];

@@ -96,7 +96,7 @@ export async function getObject(env: S3Env, r: S3Request, head: boolean): Promis
     }
     checkS3Conditions(meta, conditions);
     const range = parseRange(hdr(r, 'range'));
-    const h = objectHeaders(meta);
+    const h = objectHeaders(meta, r.id);
     if (range) {
       let rr;
       try {
@@ -104,8 +104,13 @@ export async function getObject(env: S3Env, r: S3Request, head: boolean): Promis
       } catch (e) {
         throw fromStoreError(e) ?? e;
       }
-      r.res.writeHead(206, { ...base(r), ...h, 'content-length': String(rr.end - rr.start + 1), 'content-range': `bytes ${rr.start}-${rr.end}/${meta.size}` });
-    } else r.res.writeHead(200, { ...base(r), ...h, 'content-length': String(meta.size) });
+      h['content-length'] = String(rr.end - rr.start + 1);
+      h['content-range'] = `bytes ${rr.start}-${rr.end}/${meta.size}`;
+      r.res.writeHead(206, h);
+    } else {
+      h['content-length'] = String(meta.size);
+      r.res.writeHead(200, h);
+    }
     r.res.end();
     return;
   }
@@ -121,10 +126,13 @@ export async function getObject(env: S3Env, r: S3Request, head: boolean): Promis
     if (!got.body) got.stream.destroy();
     throw e;
   }
-  const h: Record<string, string> = { ...base(r), ...objectHeaders(got.meta), 'content-length': String(got.length) };
-  for (const [q, name] of Object.entries(RESPONSE_OVERRIDES)) {
-    const v = r.query.get(q);
-    if (v !== undefined) h[name] = v;
+  const h = objectHeaders(got.meta, r.id);
+  h['content-length'] = String(got.length);
+  if (r.query.size > 0) {
+    for (const q in RESPONSE_OVERRIDES) {
+      const v = r.query.get(q);
+      if (v !== undefined) h[RESPONSE_OVERRIDES[q]!] = v;
+    }
   }
   if (got.range) h['content-range'] = `bytes ${got.range.start}-${got.range.end}/${got.meta.size}`;
   r.res.writeHead(got.range ? 206 : 200, h);
@@ -139,8 +147,6 @@ export async function getObject(env: S3Env, r: S3Request, head: boolean): Promis
     });
   });
 }
-
-const base = (r: S3Request) => ({ 'x-amz-request-id': r.id, 'x-amz-id-2': r.id, server: 'Stratus' });
 
 /** DELETE /bucket/key — 204 whether or not the key existed (as S3); a missing bucket is NoSuchBucket. */
 export async function deleteObject(env: S3Env, r: S3Request): Promise<void> {

@@ -76,7 +76,7 @@ export function bucketFromHost(hostHeader: string | undefined, hostNames: readon
 
 /** Splits the path into bucket and key for path-style or virtual-host-style requests. */
 export function locate(rawPath: string, hostBucket: string | null): { bucket: string | null; key: string | null } {
-  const path = decodeStrict(rawPath);
+  const path = rawPath.includes('%') ? decodeStrict(rawPath) : rawPath;
   if (hostBucket !== null) {
     const key = path.startsWith('/') ? path.slice(1) : path;
     return { bucket: hostBucket, key: key === '' ? null : key };

@@ -50,6 +50,7 @@ export class S3Server {
   private readonly env: S3Env;
   private readonly verifier: SigV4Verifier;
   private readonly hostNames: string[];
+  private readonly hostBuckets = new Map<string, string | null>();
 
   constructor(private readonly opts: S3ServerOptions) {
     this.env = { store: opts.store, policy: opts.policy, region: opts.region, log: opts.log };
@@ -109,7 +110,7 @@ export class S3Server {
     const head = method === 'HEAD';
     try {
       const rawQuery = parseQuery(qi < 0 ? '' : url.slice(qi + 1));
-      const hostBucket = bucketFromHost(req.headers.host, this.hostNames);
+      const hostBucket = this.bucketOfHost(req.headers.host);
       const { bucket, key } = locate(rawPath, hostBucket);
       resource = `/${bucket ?? ''}${key !== null ? `/${key}` : ''}`;
       const auth = await this.verifier.authenticate({ method, rawPath, query: rawQuery, headers: req.headers });
@@ -132,6 +133,18 @@ export class S3Server {
       sendError(res, id, err, resource, head);
     }
     this.finishBody(req, res);
+  }
+
+  /** `bucketFromHost`, remembered per Host header value (clients send the same few). */
+  private bucketOfHost(host: string | undefined): string | null {
+    if (host === undefined) return null;
+    let b = this.hostBuckets.get(host);
+    if (b === undefined) {
+      b = bucketFromHost(host, this.hostNames);
+      if (this.hostBuckets.size >= 1024) this.hostBuckets.clear();
+      this.hostBuckets.set(host, b);
+    }
+    return b;
   }
 
   /**

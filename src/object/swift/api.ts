@@ -650,8 +650,9 @@ export class SwiftApi {
       'Last-Modified': httpDate(meta.lastModified),
       'X-Timestamp': meta.timestamp,
       'Accept-Ranges': 'bytes',
-      ...metaHeaders('Object', meta.userMeta, viaTempUrl ? Object.keys(meta.userMeta).filter((k) => !k.startsWith('public-')) : []),
     };
+    // Added to the literal, not spread into it: this runs on every GET and HEAD.
+    metaHeaders('Object', meta.userMeta, viaTempUrl ? (k) => !k.startsWith('public-') : [], h); // via TempURL only public-* metadata shows
     if (meta.deleteAt !== undefined) h['X-Delete-At'] = String(meta.deleteAt);
     if (meta.sysMeta['content-disposition']) h['Content-Disposition'] = toHeader(meta.sysMeta['content-disposition']);
     if (meta.sysMeta['content-encoding']) h['Content-Encoding'] = toHeader(meta.sysMeta['content-encoding']);
@@ -684,7 +685,7 @@ export class SwiftApi {
       const kind = largeKind(got.meta);
       if (!kind || manifestGet) {
         if (kind === 'slo' && manifestGet) return this.sendManifest(ctx, got.meta, got.body);
-        reply.code(200).headers({ ...this.objectHeaders(got.meta, got.meta.size, got.meta.etag, viaTempUrl), ...extra });
+        reply.code(200).headers(Object.assign(this.objectHeaders(got.meta, got.meta.size, got.meta.etag, viaTempUrl), extra));
         return reply.send(got.body ?? got.stream);
       }
       if (!got.body) got.stream.destroy();

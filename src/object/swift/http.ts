@@ -67,9 +67,14 @@ export function metaFromHeaders(req: FastifyRequest, kind: 'object' | 'container
 const titleCase = (k: string) => k.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase());
 
 /** `X-Object-Meta-Color: blue` style response headers. */
-export function metaHeaders(kind: 'Object' | 'Container' | 'Account', meta: Record<string, string>, skip: string[] = []): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(meta)) if (!skip.includes(k)) out[`X-${kind}-Meta-${titleCase(k)}`] = toHeader(v);
+export function metaHeaders(
+  kind: 'Object' | 'Container' | 'Account',
+  meta: Record<string, string>,
+  skip: string[] | ((name: string) => boolean) = [],
+  out: Record<string, string> = {},
+): Record<string, string> {
+  const skipped = typeof skip === 'function' ? skip : (k: string) => skip.includes(k);
+  for (const k in meta) if (!skipped(k)) out[`X-${kind}-Meta-${titleCase(k)}`] = toHeader(meta[k]!);
   return out;
 }
 
