@@ -39,6 +39,9 @@ const MAGIC = 0x53504b31; // 'SPK1'
 const HEADER = 36;
 const T_PUT = 1;
 const T_KILL = 2;
+/** Live records compaction copies at once (their appends then share group commits). */
+const COMPACT_GROUP = 64;
+
 /** At most this many bytes go into one writev + fdatasync. */
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 const SCAN_CHUNK = 4 * 1024 * 1024;
@@ -375,11 +378,16 @@ export class DevicePack {
    * points at the copies, then the old segment is unlinked. Segments go
    * oldest first, so kill records never need copying: every version a kill
    * record names lived in its own or an older segment, already gone.
-   * Returns the number of segments removed.
+   * Copies go in groups (`COMPACT_GROUP` reads, then their appends share
+   * group commits) rather than one durable append each. With `signal`
+   * aborted it stops before the next group; a segment only partly copied
+   * stays (the copies made supersede their originals) and is finished by a
+   * later compaction. Returns the number of segments removed.
    */
-  async compact(maxLiveRatio = 0.5): Promise<number> {
+  async compact(maxLiveRatio = 0.5, signal?: AbortSignal): Promise<number> {
     let removed = 0;
     for (;;) {
+      if (signal?.aborted) break;
       // Oldest first, and only the oldest: a kill record in a younger segment
       // may refer to a version in an older one, and dropping the younger
       // segment first would bring that version back on the next scan.
@@ -388,13 +396,15 @@ export class DevicePack {
       if (s.size > 0 && s.live / s.size >= maxLiveRatio) break;
       const live: Array<{ hash: string; e: PackEntry }> = [];
       for (const [hash, list] of this.byHash) for (const e of list) if (e.seg === s.seq) live.push({ hash, e });
-      for (const { hash, e } of live) {
+      const copyOne = async ({ hash, e }: { hash: string; e: PackEntry }) => {
         const bytes = await this.read(e);
         // It may have been killed or replaced while we read.
-        if (this.entry(hash, e.file) !== e) continue;
+        if (this.entry(hash, e.file) !== e) return;
         const copy = await this.putRecord(e.part, hash, e.file, [bytes]);
         if (this.entry(hash, e.file) === e) this.add(hash, copy);
-      }
+      };
+      for (let i = 0; i < live.length && !signal?.aborted; i += COMPACT_GROUP) await Promise.all(live.slice(i, i + COMPACT_GROUP).map(copyOne));
+      if (signal?.aborted) break;
       this.segs.delete(s.seq);
       while (s.readers > 0) await new Promise((r) => setTimeout(r, 5));
       await closeFd(s.fd).catch(() => {});

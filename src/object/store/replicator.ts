@@ -121,20 +121,23 @@ export class Replicator extends PeriodicTask<ReplicationStats> {
     }
     if (repair && !signal.aborted) {
       for (const dev of ring.devices) {
-        if (!disk.isUp(dev)) continue;
+        if (!disk.isUp(dev) || signal.aborted) continue;
         try {
-          stats.packsCompacted += await disk.packs.get(dev.id)!.compact();
+          stats.packsCompacted += await disk.packs.get(dev.id)!.compact(undefined, signal);
         } catch (e) {
           stats.errors++;
           this.log.error({ device: dev.name, err: String(e) }, 'pack compaction failed');
         }
       }
-      stats.reclaimed += this.store.index.reclaim(cutoff);
-      try {
-        stats.expired = await this.store.expireOnce();
-      } catch (e) {
-        stats.errors++;
-        this.log.error({ err: String(e) }, 'expiring objects failed');
+      if (signal.aborted) stats.aborted = true;
+      else {
+        stats.reclaimed += this.store.index.reclaim(cutoff);
+        try {
+          stats.expired = await this.store.expireOnce();
+        } catch (e) {
+          stats.errors++;
+          this.log.error({ err: String(e) }, 'expiring objects failed');
+        }
       }
     }
     stats.durationMs = Date.now() - t0;

@@ -186,6 +186,32 @@ describe('pack logs', () => {
       assert.equal(s2.ring.devices.reduce((n, d) => n + s2.disk.packs.get(d.id)!.entryCount, 0), live * 3 + 27 * 3, 'data records, plus the tombstones');
     }));
 
+  test('compaction copies many live records in groups, and stops when told to', () =>
+    packCase({ packSegmentBytes: 64 * 1024 }, async ({ store, root, reopen }) => {
+      // 300 objects over several segments per device; the 100 kept and the 200 tombstones are more than one copy group.
+      for (let i = 0; i < 300; i++) await store.putObject(A, 'c', `m${i}`, pattern(700, i + 1));
+      for (let i = 0; i < 300; i++) if (i % 3 !== 0) await store.deleteObject(A, 'c', `m${i}`);
+      await store.drain();
+      const pack = store.disk.packs.get(0)!;
+      const segsBefore = segFiles(root, 0);
+      assert.ok(segsBefore.length > 2, `several segments (${segsBefore.length})`);
+      const stop = new AbortController();
+      stop.abort();
+      assert.equal(await pack.compact(0.5, stop.signal), 0, 'an aborted compaction removes nothing');
+      assert.deepEqual(segFiles(root, 0), segsBefore);
+      // Two thirds deleted: every sealed segment is mostly dead, and their live records move to the newest ones.
+      const removed = await pack.compact(0.5);
+      assert.ok(removed >= segsBefore.length - 1, `removed ${removed} of ${segsBefore.length}`);
+      const check = async (s: ObjectStore) => {
+        for (let i = 0; i < 300; i++) {
+          if (i % 3 !== 0) await assert.rejects(s.headObject(A, 'c', `m${i}`), { status: 404 }, `m${i} stays deleted`);
+          else assert.equal(md5(await body(s, `m${i}`)), md5(pattern(700, i + 1)), `m${i}`);
+        }
+      };
+      await check(store);
+      await check(await reopen());
+    }));
+
   test('a device missing at open: writes go to handoff packs, and move back once it returns', () =>
     packCase({}, async ({ store, reopen }) => {
       await store.putObject(A, 'c', 'o', 'v1');
