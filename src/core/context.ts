@@ -43,6 +43,15 @@ export function policyCredentials(ctx: AuthContext | null): import('./policy.js'
   };
 }
 
+/**
+ * The policy's answer for `ctx` doing `rule` on `target`: the target's
+ * fields are visible to rules both as `%(project_id)s` (as Nova's rules
+ * spell them) and under `target` (as Keystone's do).
+ */
+export function decide(policy: import('./policy.js').PolicyEngine, ctx: AuthContext | null, rule: string, target: Record<string, unknown>): boolean {
+  return policy.enforce(rule, { ...target, target }, policyCredentials(ctx));
+}
+
 const decisions = new WeakMap<AuthContext, { generation: number; byRule: Map<string, boolean> }>();
 
 /**
@@ -62,8 +71,7 @@ export function allowedOnProject(policy: import('./policy.js').PolicyEngine, ctx
   const key = projectId === null ? rule : `${rule}\0${projectId}`;
   let ok = memo.byRule.get(key);
   if (ok === undefined) {
-    const target = { project_id: projectId };
-    ok = policy.enforce(rule, { ...target, target }, policyCredentials(ctx));
+    ok = decide(policy, ctx, rule, { project_id: projectId });
     if (memo.byRule.size >= 64) memo.byRule.clear();
     memo.byRule.set(key, ok);
   }

@@ -9,7 +9,7 @@ import type { Static, TSchema } from '@sinclair/typebox';
 import { ApiError, renderError, type ErrorFormat } from './errors.js';
 import { requestId } from './ids.js';
 import type { Logger } from './log.js';
-import { policyCredentials, type AuthContext, type TokenValidator } from './context.js';
+import { decide, type AuthContext, type TokenValidator } from './context.js';
 import type { PolicyEngine } from './policy.js';
 
 const Ajv = AjvModule.default ?? AjvModule;
@@ -279,12 +279,12 @@ export function mountService(app: FastifyInstance, policy: PolicyEngine, mount: 
  * denied. Handlers may call it again for finer checks (e.g. per-field rules).
  */
 export function enforce(policy: PolicyEngine, req: FastifyRequest, rule: string, target: Record<string, unknown>): void {
-  const ok = policy.enforce(rule, { ...target, target }, policyCredentials(req.auth));
+  const ok = decide(policy, req.auth, rule, target);
   req.policyChecked = true;
   if (!ok) throw new ApiError(403, `You are not authorized to perform the requested action: ${rule}.`, 'Forbidden');
 }
 
 /** True when the caller passes `rule` (no exception; for filtering lists). */
 export function allowed(policy: PolicyEngine, req: FastifyRequest, rule: string, target: Record<string, unknown>): boolean {
-  return policy.enforce(rule, { ...target, target }, policyCredentials(req.auth));
+  return decide(policy, req.auth, rule, target);
 }

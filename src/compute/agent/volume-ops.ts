@@ -1,9 +1,6 @@
 import type { Bus, Json } from '../../core/bus.js';
 import type { Logger } from '../../core/log.js';
-import type { ComputeDriver } from '../drivers/driver.js';
-
-/** How long a detach waits for the guest to let go by default (a TCG guest still booting can take minutes). */
-export const DETACH_TIMEOUT_S = 150;
+import { DETACH_TIMEOUT_S, type ComputeDriver } from '../drivers/driver.js';
 
 /**
  * The volume side of a host's compute agent, on its own bus topic

@@ -151,6 +151,13 @@ export class ComputeDriverError extends Error {
   }
 }
 
+/**
+ * How long a compute agent lets a volume detach wait for the guest to let go
+ * (a TCG guest still booting can take minutes); the compute service allows
+ * its agent call a little more than this.
+ */
+export const DETACH_TIMEOUT_S = 150;
+
 export interface ComputeDriver {
   /**
    * Prepares the driver; call once before anything else (idempotent).

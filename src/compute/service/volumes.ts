@@ -4,7 +4,7 @@ import type { Logger } from '../../core/log.js';
 import { ApiError, badRequest, conflict, notFound } from '../../core/errors.js';
 import type { InstanceRow } from '../store/tables.js';
 import { VM } from './states.js';
-import { DETACH_TIMEOUT_S } from '../agent/volume-ops.js';
+import { DETACH_TIMEOUT_S } from '../drivers/driver.js';
 
 /** A volume as compute sees it. */
 export interface ComputeVolume {
