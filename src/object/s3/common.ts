@@ -5,6 +5,7 @@ import { allowedOnProject } from '../../core/context.js';
 import { httpDate } from '../../core/http-date.js';
 import { checkConditions, NotFoundError, NotModifiedError, type ObjectMeta, type ObjectStore, type ReadConditions } from '../store/index.js';
 import { S3Error, fromStoreError } from './errors.js';
+import { baseHeaders } from './respond.js';
 import type { S3Request } from './request.js';
 
 /** What every handler needs. */
@@ -124,18 +125,14 @@ export function isoDate(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-/** Response headers of a GET/HEAD of an object: those every response carries (respond.ts baseHeaders) and the object's. */
+/** Response headers of a GET/HEAD of an object: those every response carries (baseHeaders) and the object's. */
 export function objectHeaders(meta: ObjectMeta, requestId: string): Record<string, string> {
-  // Built in one literal and then added to (no spreads): this runs on every GET and HEAD.
-  const h: Record<string, string> = {
-    'x-amz-request-id': requestId,
-    'x-amz-id-2': requestId,
-    server: 'Stratus',
-    etag: `"${s3Etag(meta)}"`,
-    'last-modified': httpDate(meta.lastModified),
-    'content-type': headerValue(meta.contentType),
-    'accept-ranges': 'bytes',
-  };
+  // Added to one object (no spreads): this runs on every GET and HEAD.
+  const h = baseHeaders(requestId);
+  h.etag = `"${s3Etag(meta)}"`;
+  h['last-modified'] = httpDate(meta.lastModified);
+  h['content-type'] = headerValue(meta.contentType);
+  h['accept-ranges'] = 'bytes';
   for (const k in meta.userMeta) {
     // A name the Swift side allowed but HTTP cannot carry is left out.
     if (/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(k)) h[`x-amz-meta-${k}`] = headerValue(meta.userMeta[k]!);

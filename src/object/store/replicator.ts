@@ -121,7 +121,8 @@ export class Replicator extends PeriodicTask<ReplicationStats> {
     }
     if (repair && !signal.aborted) {
       for (const dev of ring.devices) {
-        if (!disk.isUp(dev) || signal.aborted) continue;
+        if (signal.aborted) break;
+        if (!disk.isUp(dev)) continue;
         try {
           stats.packsCompacted += await disk.packs.get(dev.id)!.compact(undefined, signal);
         } catch (e) {
