@@ -136,6 +136,11 @@ export class TokenService implements TokenValidator {
    * still exist and are enabled. Results are cached until the next identity
    * change, which is what makes validation cheap.
    */
+  validated(token: string): AuthContext | undefined {
+    const hit = this.cache.get(token);
+    return hit && hit.gen === this.c.generation && hit.ctx.expiresAt > Date.now() ? hit.ctx : undefined;
+  }
+
   async validate(token: string, opts: { allowExpired?: boolean } = {}): Promise<AuthContext | null> {
     const hit = this.cache.get(token);
     const now = Date.now();

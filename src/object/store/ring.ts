@@ -64,6 +64,16 @@ export interface Placement {
 
 const MAX_PART_POWER = 20;
 
+/** `/account[/container[/object]]`: what a path hash covers (between the ring's secret prefix and suffix). */
+function pathOf(account: string, container?: string, object?: string): string {
+  let path = `/${account}`;
+  if (container !== undefined) path += `/${container}`;
+  if (object !== undefined) path += `/${object}`;
+  return path;
+}
+/** Characters of hashed paths locate() remembers before it starts over (~2 MB of keys). */
+const LOCATE_MEMO_CHARS = 1 << 20;
+
 /** Deterministic tie-breaker so that equal candidates are not always taken in id order. */
 function mix(a: number, b: number): number {
   let h = (Math.imul(a ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(b + 0x7f4a7c15, 0xc2b2ae35)) >>> 0;
@@ -76,6 +86,9 @@ export class Ring {
   readonly partCount: number;
   readonly zoneCount: number;
   private readonly partShift: number;
+  /** locate()'s memo: hashed path → frozen placement (see locate). */
+  private readonly placed = new Map<string, Placement>();
+  private placedChars = 0;
 
   private constructor(
     readonly partPower: number,
@@ -184,9 +197,10 @@ export class Ring {
 
   /** MD5 (hex) of the account, container or object path, salted with the ring's secrets. */
   hashPath(account: string, container?: string, object?: string): string {
-    let path = `/${account}`;
-    if (container !== undefined) path += `/${container}`;
-    if (object !== undefined) path += `/${object}`;
+    return this.hashOf(pathOf(account, container, object));
+  }
+
+  private hashOf(path: string): string {
     return hash('md5', this.hashPathPrefix + path + this.hashPathSuffix, 'hex');
   }
 
@@ -213,11 +227,26 @@ export class Ring {
       .sort((a, b) => Number(primZones.has(a.zone)) - Number(primZones.has(b.zone)) || mix(partition, a.id) - mix(partition, b.id));
   }
 
-  /** Hash, partition and primary devices of an account, container or object. */
+  /**
+   * Hash, partition and primary devices of an account, container or object.
+   * The answer is frozen and remembered (an MD5 per request was a tenth of a
+   * cached small GET's engine time); the memo is dropped whole once its keys
+   * add up to LOCATE_MEMO_CHARS, which bounds it whatever the name lengths.
+   */
   locate(account: string, container?: string, object?: string): Placement {
-    const hash = this.hashPath(account, container, object);
+    const path = pathOf(account, container, object);
+    const hit = this.placed.get(path);
+    if (hit) return hit;
+    const hash = this.hashOf(path);
     const partition = this.partitionOf(hash);
-    return { hash, partition, devices: this.primaries(partition) };
+    const p: Placement = Object.freeze({ hash, partition, devices: Object.freeze(this.primaries(partition)) as RingDevice[] });
+    if (this.placedChars + path.length > LOCATE_MEMO_CHARS) {
+      this.placed.clear();
+      this.placedChars = 0;
+    }
+    this.placed.set(path, p);
+    this.placedChars += path.length;
+    return p;
   }
 
   /** How many partition replicas each device holds (for balance checks). */

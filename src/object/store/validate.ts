@@ -17,9 +17,7 @@ export const LIMITS = {
 const utf8Bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 
 /** A JS string that round-trips through UTF-8 (no lone surrogates). */
-function wellFormed(s: string): boolean {
-  return Buffer.from(s, 'utf8').toString('utf8') === s;
-}
+const wellFormed = (s: string): boolean => s.isWellFormed();
 
 function checkName(what: string, s: string, max: number, slashOk: boolean): void {
   if (typeof s !== 'string' || s.length === 0) throw new BadRequestError(`${what} name is empty`);

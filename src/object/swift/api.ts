@@ -43,6 +43,7 @@ import {
   renderAccountListing,
   renderObjectListing,
   sendEmpty,
+  sendWhole,
   toHeader,
   transId,
   type ListingFormat,
@@ -80,8 +81,6 @@ interface Target {
   account: string;
   container?: string;
   object?: string;
-  /** Decoded `/v1/a/c/o` (what TempURL signatures cover) and the same under the prefix. */
-  paths: string[];
 }
 
 /** What the caller may do in one account, worked out once per request. */
@@ -104,6 +103,32 @@ interface Ctx {
   /** The request body has been (or is being) read: an error must not leave the connection reusable otherwise. */
   bodyTouched: boolean;
   container?: ContainerInfo | null;
+}
+
+/** Each role is checked against the policy when first asked (an owner's GET needs one rule, not three). */
+class CallerRights implements Caller {
+  private _reseller: boolean | undefined;
+  private _operator: boolean | undefined;
+  private _reader: boolean | undefined;
+
+  constructor(
+    private readonly policy: PolicyEngine,
+    public auth: AuthContext | null,
+    private readonly projectId: string | null,
+    public tempUrl: TempUrlQuery | null,
+  ) {}
+
+  get reseller(): boolean {
+    return (this._reseller ??= this.auth ? allowedOnProject(this.policy, this.auth, 'object_store:reseller_admin', this.projectId ?? '\0') : false);
+  }
+
+  get operator(): boolean {
+    return (this._operator ??= this.auth && this.projectId !== null ? allowedOnProject(this.policy, this.auth, 'object_store:operator', this.projectId) : false);
+  }
+
+  get reader(): boolean {
+    return (this._reader ??= this.auth && this.projectId !== null ? allowedOnProject(this.policy, this.auth, 'object_store:reader', this.projectId) : false);
+  }
 }
 
 const owned = (c: Caller) => c.operator || c.reseller;
@@ -262,13 +287,19 @@ export class SwiftApi {
         if (o) object = o;
       }
     }
-    for (const s of [account, container, object]) if (s !== undefined && (s.includes('\0') || Buffer.from(s, 'utf8').toString('utf8') !== s)) throw new ApiError(412, 'Invalid UTF8 or contains NULL');
+    // A lone surrogate (from a %-escape of invalid UTF-8) does not round-trip through UTF-8.
+    for (const s of [account, container, object]) if (s !== undefined && (s.includes('\0') || !s.isWellFormed())) throw new ApiError(412, 'Invalid UTF8 or contains NULL');
     if (container !== undefined && Buffer.byteLength(container) > LIMITS.maxContainerNameBytes)
       throw new ApiError(400, `Container name length of ${Buffer.byteLength(container)} longer than ${LIMITS.maxContainerNameBytes}`);
     if (object !== undefined && Buffer.byteLength(object) > LIMITS.maxObjectNameBytes)
       throw new ApiError(400, `Object name length of ${Buffer.byteLength(object)} longer than ${LIMITS.maxObjectNameBytes}`);
-    const v1 = `/v1/${account}${container !== undefined ? `/${container}` : ''}${object !== undefined ? `/${object}` : ''}`;
-    return { account, container, object, paths: [v1, `${this.prefix}${v1}`] };
+    return { account, container, object };
+  }
+
+  /** Decoded `/v1/a/c/o` (what TempURL signatures cover) and the same under the prefix. */
+  private signedPaths(t: Target): string[] {
+    const v1 = `/v1/${t.account}${t.container !== undefined ? `/${t.container}` : ''}${t.object !== undefined ? `/${t.object}` : ''}`;
+    return [v1, `${this.prefix}${v1}`];
   }
 
   private async caller(req: FastifyRequest, account: string, q: URLSearchParams): Promise<Caller> {
@@ -277,27 +308,9 @@ export class SwiftApi {
       const st = header(req, 'x-storage-token');
       if (st) auth = req.auth = await this.validator.validate(st);
     }
-    const projectId = account.startsWith('AUTH_') ? account.slice(5) : null;
     const tu = parseTempUrlQuery(q);
     if (tu === 'invalid') throw new ApiError(401, 'Temp URL invalid');
-    // Each role is checked against the policy when first asked (an owner's GET needs one rule, not three).
-    const policy = this.policy;
-    let reseller: boolean | undefined;
-    let operator: boolean | undefined;
-    let reader: boolean | undefined;
-    return {
-      auth: auth ?? null,
-      tempUrl: tu,
-      get reseller() {
-        return (reseller ??= auth ? allowedOnProject(policy, auth, 'object_store:reseller_admin', projectId ?? '\0') : false);
-      },
-      get operator() {
-        return (operator ??= auth && projectId !== null ? allowedOnProject(policy, auth, 'object_store:operator', projectId) : false);
-      },
-      get reader() {
-        return (reader ??= auth && projectId !== null ? allowedOnProject(policy, auth, 'object_store:reader', projectId) : false);
-      },
-    };
+    return new CallerRights(this.policy, auth ?? null, account.startsWith('AUTH_') ? account.slice(5) : null, tu);
   }
 
   private deny(c: Caller): never {
@@ -385,7 +398,7 @@ export class SwiftApi {
     if (tu.expires < Date.now() / 1000) throw bad();
     if (!['GET', 'HEAD', 'PUT', 'POST', 'DELETE'].includes(ctx.method)) throw bad();
     if (ctx.t.object === undefined) throw bad();
-    let paths = ctx.t.paths;
+    let paths = this.signedPaths(ctx.t);
     if (tu.prefix !== undefined) {
       if (!ctx.t.object.startsWith(tu.prefix)) throw bad();
       paths = paths.map((p) => p.slice(0, p.length - ctx.t.object!.length) + tu.prefix);
@@ -685,8 +698,10 @@ export class SwiftApi {
       const kind = largeKind(got.meta);
       if (!kind || manifestGet) {
         if (kind === 'slo' && manifestGet) return this.sendManifest(ctx, got.meta, got.body);
-        reply.code(200).headers(Object.assign(this.objectHeaders(got.meta, got.meta.size, got.meta.etag, viaTempUrl), extra));
-        return reply.send(got.body ?? got.stream);
+        const headers = Object.assign(this.objectHeaders(got.meta, got.meta.size, got.meta.etag, viaTempUrl), extra);
+        if (got.body) return sendWhole(reply, 200, headers, got.body);
+        reply.code(200).headers(headers);
+        return reply.send(got.stream);
       }
       if (!got.body) got.stream.destroy();
       return this.serveLarge(ctx, got.meta, undefined, cond, extra, viaTempUrl);

@@ -184,7 +184,19 @@ export function transId(req: FastifyRequest): string {
   const id = req.id.startsWith('req-') ? req.id.slice(4) : req.id;
   // The uuid's first 21 hex digits: 8 + 4 + 4 + 4 + 1, skipping its hyphens.
   const hex = id.length === 36 ? id.slice(0, 8) + id.slice(9, 13) + id.slice(14, 18) + id.slice(19, 23) + id.slice(24, 25) : id.replace(/-/g, '').slice(0, 21);
-  return `tx${hex}-${Math.floor(Date.now() / 1000).toString(16).padStart(10, '0')}`;
+  return `tx${hex}-${secondsHex()}`;
+}
+
+let lastSecond = -1;
+let lastSecondHex = '';
+/** The current unix second in 10 hex digits (remembered: every response's X-Trans-Id ends with it). */
+function secondsHex(): string {
+  const sec = Math.floor(Date.now() / 1000);
+  if (sec !== lastSecond) {
+    lastSecond = sec;
+    lastSecondHex = sec.toString(16).padStart(10, '0');
+  }
+  return lastSecondHex;
 }
 
 /** Ends a response without a body (HEAD, 2xx without content). */
@@ -195,3 +207,27 @@ export function sendEmpty(reply: FastifyReply, status: number, headers: Record<s
 }
 
 export { timestampToIso };
+
+/**
+ * Sends a whole in-memory body with `headers` (plus those already set on the
+ * reply, such as the request id) straight through Node's `writeHead`/`end`,
+ * bypassing Fastify's per-header bookkeeping and onSend hooks. For the hot
+ * small-object GET only: the body is final and the route has no onSend work
+ * (Swift's routes carry no policy config; onResponse hooks still run).
+ */
+export function sendWhole(reply: FastifyReply, status: number, headers: Record<string, string>, body: Buffer): FastifyReply {
+  const flat: string[] = [];
+  const set = reply.getHeaders(); // lower-case names
+  const given = Object.keys(headers);
+  for (const k in set) {
+    const v = set[k];
+    if (v === undefined || given.some((g) => g.length === k.length && g.toLowerCase() === k)) continue;
+    if (Array.isArray(v)) for (const x of v) flat.push(k, x);
+    else flat.push(k, String(v));
+  }
+  for (const k in headers) flat.push(k, headers[k]!);
+  reply.hijack();
+  reply.raw.writeHead(status, flat);
+  reply.raw.end(body);
+  return reply;
+}
