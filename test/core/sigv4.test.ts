@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalRequest, parseAuthorization, signV4, type SigV4Input } from '../../src/core/sigv4.js';
+import { createHmac, randomBytes } from 'node:crypto';
+import { canonicalRequest, HmacSha256Key, parseAuthorization, safeEqualHex, signV4, type SigV4Input } from '../../src/core/sigv4.js';
 
 // The worked example of Amazon's S3 documentation ("Signature Calculations for
 // the Authorization Header", GET Object): its published signature.
@@ -47,4 +48,23 @@ test('parseAuthorization reads the three parts in any order and with any spacing
   assert.equal(parseAuthorization('AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request,SignedHeaders=host'), null);
   assert.equal(parseAuthorization('AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request,=x,SignedHeaders=host,Signature='), null);
   assert.equal(parseAuthorization('AWS AKIAIOSFODNN7EXAMPLE:sig'), null);
+});
+
+test('HmacSha256Key gives createHmac\'s digest for any key length and message', () => {
+  for (const keyLen of [0, 1, 32, 63, 64, 65, 200]) {
+    const key = randomBytes(keyLen);
+    const mac = new HmacSha256Key(key);
+    for (const msg of ['', 'a', 'AWS4-HMAC-SHA256\n20130524T000000Z\n20130524/us-east-1/s3/aws4_request\n' + 'f'.repeat(64), 'é✓ ' + 'x'.repeat(2000), '\u{1F600}'.repeat(700)]) {
+      assert.equal(mac.hex(msg), createHmac('sha256', key).update(msg).digest('hex'), `key ${keyLen} B, message ${msg.length} chars`);
+    }
+  }
+});
+
+test('safeEqualHex: equal only for the same string', () => {
+  const a = 'f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41';
+  assert.equal(safeEqualHex(a, a.slice()), true);
+  assert.equal(safeEqualHex(a, a.slice(0, 63) + '0'), false);
+  assert.equal(safeEqualHex(a, a.slice(0, 63)), false);
+  assert.equal(safeEqualHex(a, a.toUpperCase()), false);
+  assert.equal(safeEqualHex('', ''), true);
 });

@@ -1,7 +1,6 @@
-import { createHmac } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AuthContext } from '../../core/context.js';
-import { canonicalRequest, parseAuthorization, safeEqualHex, signingKey, stringToSign, awsEncode, type SigV4Input } from '../../core/sigv4.js';
+import { canonicalRequest, HmacSha256Key, parseAuthorization, safeEqualHex, signingKey, stringToSign, awsEncode, type SigV4Input } from '../../core/sigv4.js';
 import type { CredentialSource, S3Principal } from './credentials.js';
 import { S3Error } from './errors.js';
 
@@ -89,24 +88,25 @@ const header = (h: IncomingHttpHeaders, name: string): string | undefined => {
  *   who.ctx.projectId // the credential's project
  */
 export class SigV4Verifier {
-  private readonly keys = new Map<string, Buffer>();
+  private readonly keys = new Map<string, HmacSha256Key>();
   constructor(
     private readonly creds: CredentialSource,
     private readonly region: string,
   ) {}
 
-  private key(secret: string, scope: { date: string; region: string; service: string }): Buffer {
+  private key(secret: string, scope: { date: string; region: string; service: string }): HmacSha256Key {
     const id = `${secret}\0${scope.date}\0${scope.region}\0${scope.service}`;
     let k = this.keys.get(id);
     if (!k) {
       if (this.keys.size > 4096) this.keys.clear();
-      k = signingKey(secret, scope);
+      k = new HmacSha256Key(signingKey(secret, scope));
       this.keys.set(id, k);
     }
     return k;
   }
 
-  async authenticate(req: AuthRequest, now = Date.now()): Promise<Authenticated> {
+  /** Synchronous when the access key's credential is already known (the hot path: no promise per request). */
+  authenticate(req: AuthRequest, now = Date.now()): Authenticated | Promise<Authenticated> {
     const auth = header(req.headers, 'authorization');
     if (auth !== undefined) {
       if (req.query.some(([k]) => k === 'X-Amz-Algorithm')) throw new S3Error('InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified');
@@ -130,7 +130,7 @@ export class SigV4Verifier {
     }
   }
 
-  private async headerAuth(req: AuthRequest, auth: string, now: number): Promise<Authenticated> {
+  private headerAuth(req: AuthRequest, auth: string, now: number): Authenticated | Promise<Authenticated> {
     if (/^AWS\s/.test(auth)) {
       throw new S3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.');
     }
@@ -159,14 +159,26 @@ export class SigV4Verifier {
     const payloadHash = header(req.headers, 'x-amz-content-sha256');
     if (payloadHash === undefined) throw new S3Error('InvalidRequest', 'Missing required header for this request: x-amz-content-sha256');
     const payload = payloadMode(payloadHash);
-    const principal = await this.creds.lookup(parsed.access);
+    const known = this.creds.cached?.(parsed.access);
+    if (known !== undefined) return this.finishHeaderAuth(req, parsed, dateForSig, payloadHash, payload, known);
+    return this.creds.lookup(parsed.access).then((p) => this.finishHeaderAuth(req, parsed, dateForSig, payloadHash, payload, p));
+  }
+
+  private finishHeaderAuth(
+    req: AuthRequest,
+    parsed: NonNullable<ReturnType<typeof parseAuthorization>>,
+    dateForSig: string,
+    payloadHash: string,
+    payload: PayloadMode,
+    principal: S3Principal | null,
+  ): Authenticated {
     if (!principal) throw new S3Error('InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', { AWSAccessKeyId: parsed.access });
     const key = this.key(principal.secret, parsed.scope);
     this.verify(req, key, {
       signedHeaders: parsed.signedHeaders, payloadHash, amzDate: dateForSig, scope: parsed.scope, signature: parsed.signature, access: parsed.access,
     });
     if (payload.kind === 'chunked' && payload.signed) {
-      payload.signed = { key, seed: parsed.signature, amzDate: dateForSig, scope: `${parsed.scope.date}/${parsed.scope.region}/s3/aws4_request` };
+      payload.signed = { key: key.key, seed: parsed.signature, amzDate: dateForSig, scope: `${parsed.scope.date}/${parsed.scope.region}/s3/aws4_request` };
     }
     if (!principal.ctx) throw new S3Error('AccessDenied', 'Access Denied: the credential\'s user has no role on its project');
     return { principal, ctx: principal.ctx, payload };
@@ -213,14 +225,14 @@ export class SigV4Verifier {
    */
   private verify(
     req: AuthRequest,
-    key: Buffer,
+    key: HmacSha256Key,
     s: { signedHeaders: string[]; payloadHash: string; amzDate: string; scope: { date: string; region: string; service: string }; signature: string; access: string },
   ): void {
     const input: SigV4Input = {
       method: req.method, path: req.rawPath, query: req.query, headers: req.headers, signedHeaders: s.signedHeaders,
       payloadHash: s.payloadHash, amzDate: s.amzDate, scope: s.scope, service: 's3',
     };
-    const matches = () => safeEqualHex(createHmac('sha256', key).update(stringToSign(input)).digest('hex'), s.signature);
+    const matches = () => safeEqualHex(key.hex(stringToSign(input)), s.signature);
     if (matches()) return;
     const normalized = req.rawPath.split('/').map((seg) => awsEncode(safeDecode(seg))).join('/');
     if (normalized !== req.rawPath) {

@@ -25,6 +25,8 @@ export const SYS_S3_ETAG = 's3-etag';
 const SYS_HEADER = 's3-h-';
 /** Headers S3 stores with an object and returns on GET/HEAD. */
 export const STORED_HEADERS = ['cache-control', 'content-disposition', 'content-encoding', 'content-language', 'expires'] as const;
+/** [header, the sysmeta key it is stored under] (built once: objectHeaders runs on every GET). */
+const STORED_AS = STORED_HEADERS.map((h) => [h, SYS_HEADER + h] as const);
 
 /** The engine account of a request: the credential's project. */
 export const accountOf = (projectId: string): string => `AUTH_${projectId}`;
@@ -137,8 +139,8 @@ export function objectHeaders(meta: ObjectMeta, requestId: string): Record<strin
     // A name the Swift side allowed but HTTP cannot carry is left out.
     if (/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(k)) h[`x-amz-meta-${k}`] = headerValue(meta.userMeta[k]!);
   }
-  for (const s of STORED_HEADERS) {
-    const v = meta.sysMeta[SYS_HEADER + s];
+  for (const [s, stored] of STORED_AS) {
+    const v = meta.sysMeta[stored];
     if (v) h[s] = headerValue(v);
   }
   const parts = meta.sysMeta[SYS_S3_ETAG] ? /-(\d+)$/.exec(meta.sysMeta[SYS_S3_ETAG]) : null;

@@ -13,6 +13,8 @@ export interface S3Principal {
 /** Resolves an EC2 access key; null for an unknown key. */
 export interface CredentialSource {
   lookup(access: string): Promise<S3Principal | null>;
+  /** What `lookup` would answer, when known without waiting (undefined otherwise): the hot path skips a promise. */
+  cached?(access: string): S3Principal | null | undefined;
 }
 
 /**
@@ -26,12 +28,17 @@ export interface CredentialSource {
  */
 export function identityCredentials(identity: Identity): CredentialSource {
   const cache = new Map<string, { gen: number; until: number; principal: S3Principal | null }>();
+  const cached = (access: string): S3Principal | null | undefined => {
+    const hit = cache.get(access);
+    return hit && hit.gen === identity.core.generation && hit.until > Date.now() ? hit.principal : undefined;
+  };
   return {
+    cached,
     async lookup(access: string): Promise<S3Principal | null> {
+      const known = cached(access);
+      if (known !== undefined) return known;
       const now = Date.now();
       const gen = identity.core.generation;
-      const hit = cache.get(access);
-      if (hit && hit.gen === gen && hit.until > now) return hit.principal;
       const found = await identity.creds.findEc2(access);
       let principal: S3Principal | null = null;
       let until = now + 60_000;

@@ -113,7 +113,8 @@ export class S3Server {
       const hostBucket = this.bucketOfHost(req.headers.host);
       const { bucket, key } = locate(rawPath, hostBucket);
       resource = `/${bucket ?? ''}${key !== null ? `/${key}` : ''}`;
-      const auth = await this.verifier.authenticate({ method, rawPath, query: rawQuery, headers: req.headers });
+      let auth = this.verifier.authenticate({ method, rawPath, query: rawQuery, headers: req.headers });
+      if (auth instanceof Promise) auth = await auth;
       if (bucket !== null) checkBucketName(bucket);
       if (expectContinue) res.writeContinue();
       const r: S3Request = {
