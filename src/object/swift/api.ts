@@ -35,6 +35,8 @@ import {
   guessContentType,
   header,
   httpDate,
+  isTempUrlKey,
+  TEMP_URL_KEYS,
   listingFormat,
   LISTING_TYPES,
   metaFromHeaders,
@@ -405,9 +407,9 @@ export class SwiftApi {
     }
     const keys: string[] = [];
     const acct = await this.store.headAccount(ctx.t.account).catch(() => null);
-    for (const k of ['temp-url-key', 'temp-url-key-2']) if (acct?.userMeta[k]) keys.push(acct.userMeta[k]);
+    for (const k of TEMP_URL_KEYS) if (acct?.userMeta[k]) keys.push(acct.userMeta[k]);
     const cont = await this.containerInfo(ctx);
-    for (const k of ['temp-url-key', 'temp-url-key-2']) if (cont?.userMeta[k]) keys.push(cont.userMeta[k]);
+    for (const k of TEMP_URL_KEYS) if (cont?.userMeta[k]) keys.push(cont.userMeta[k]);
     if (!tempUrlValid(tu, ctx.method, paths, keys)) throw bad();
     return true;
   }
@@ -436,7 +438,7 @@ export class SwiftApi {
       'X-Account-Storage-Policy-Policy-0-Container-Count': String(info.containerCount),
       'X-Account-Storage-Policy-Policy-0-Object-Count': String(info.objectCount),
       'X-Account-Storage-Policy-Policy-0-Bytes-Used': String(info.bytesUsed),
-      ...metaHeaders('Account', info.userMeta, owner ? [] : ['temp-url-key', 'temp-url-key-2']),
+      ...metaHeaders('Account', info.userMeta, owner ? undefined : isTempUrlKey),
     };
   }
 
@@ -528,7 +530,7 @@ export class SwiftApi {
       'X-Timestamp': info.putTimestamp,
       'X-Put-Timestamp': info.timestamp,
       'X-Storage-Policy': 'Policy-0',
-      ...metaHeaders('Container', info.userMeta, owner ? [] : ['temp-url-key', 'temp-url-key-2']),
+      ...metaHeaders('Container', info.userMeta, owner ? undefined : isTempUrlKey),
     };
     if (owner) {
       if (info.sysMeta['acl-read']) h['X-Container-Read'] = toHeader(info.sysMeta['acl-read']);
@@ -665,7 +667,7 @@ export class SwiftApi {
       'Accept-Ranges': 'bytes',
     };
     // Added to the literal, not spread into it: this runs on every GET and HEAD.
-    metaHeaders('Object', meta.userMeta, viaTempUrl ? (k) => !k.startsWith('public-') : [], h); // via TempURL only public-* metadata shows
+    metaHeaders('Object', meta.userMeta, viaTempUrl ? (k) => !k.startsWith('public-') : undefined, h); // via TempURL only public-* metadata shows
     if (meta.deleteAt !== undefined) h['X-Delete-At'] = String(meta.deleteAt);
     if (meta.sysMeta['content-disposition']) h['Content-Disposition'] = toHeader(meta.sysMeta['content-disposition']);
     if (meta.sysMeta['content-encoding']) h['Content-Encoding'] = toHeader(meta.sysMeta['content-encoding']);

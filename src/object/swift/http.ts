@@ -70,13 +70,16 @@ const titleCase = (k: string) => k.replace(/(^|-)([a-z])/g, (_m, d: string, c: s
 export function metaHeaders(
   kind: 'Object' | 'Container' | 'Account',
   meta: Record<string, string>,
-  skip: string[] | ((name: string) => boolean) = [],
+  skip?: (name: string) => boolean,
   out: Record<string, string> = {},
 ): Record<string, string> {
-  const skipped = typeof skip === 'function' ? skip : (k: string) => skip.includes(k);
-  for (const k in meta) if (!skipped(k)) out[`X-${kind}-Meta-${titleCase(k)}`] = toHeader(meta[k]!);
+  for (const k in meta) if (!skip?.(k)) out[`X-${kind}-Meta-${titleCase(k)}`] = toHeader(meta[k]!);
   return out;
 }
+
+/** The metadata holding TempURL keys (account or container), which only owners may see. */
+export const TEMP_URL_KEYS = ['temp-url-key', 'temp-url-key-2'];
+export const isTempUrlKey = (name: string): boolean => TEMP_URL_KEYS.includes(name);
 
 export { httpDate } from '../../core/http-date.js';
 
