@@ -101,6 +101,24 @@ describe('S3 API (in process)', () => {
       assert.equal(xmlText(await v2.text(), 'Code'), 'InvalidRequest');
     });
 
+    it('the Authorization header is read the same whatever the order of its parts, and a changed signature fails after a good one', async () => {
+      const signed = s3.sign('GET', '/');
+      const { host: _host, authorization, ...rest } = signed.headers;
+      const send = (auth: string) => fetch(`${endpoint}/`, { headers: { ...rest, authorization: auth } });
+      const m = /^AWS4-HMAC-SHA256 (Credential=[^,]+), (SignedHeaders=[^,]+), Signature=([0-9a-f]{64})$/.exec(authorization!);
+      assert.ok(m, authorization);
+      const [, cred, names, sig] = m;
+      assert.equal((await send(authorization!)).status, 200);
+      const flipped = sig!.slice(0, 63) + (sig!.endsWith('0') ? '1' : '0');
+      const wrong = await send(`AWS4-HMAC-SHA256 ${cred}, ${names}, Signature=${flipped}`);
+      assert.equal(wrong.status, 403);
+      assert.equal(xmlText(await wrong.text(), 'Code'), 'SignatureDoesNotMatch');
+      assert.equal((await send(`AWS4-HMAC-SHA256 Signature=${sig},${names} ,  ${cred}`)).status, 200);
+      const twice = await send(`AWS4-HMAC-SHA256 ${cred}, ${names}, Signature=junk Signature=${sig}`);
+      assert.equal(twice.status, 403);
+      assert.equal(xmlText(await twice.text(), 'Code'), 'SignatureDoesNotMatch');
+    });
+
     it('presigned URLs work with a plain GET, and expire', async () => {
       const b = uniq('presign');
       assert.equal((await s3.request('PUT', p(b))).status, 200);
