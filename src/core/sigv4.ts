@@ -74,7 +74,7 @@ export function signingKey(secret: string, scope: { date: string; region: string
   return hmac(kService, 'aws4_request');
 }
 
-/** Scratch space for HmacKey (digests are synchronous, so one buffer serves every call). */
+/** Scratch space for HmacSha256Key (digests are synchronous, so one buffer serves every call). */
 let hmacScratch = Buffer.allocUnsafe(1024);
 const hmacOuter = Buffer.allocUnsafe(64 + 32);
 

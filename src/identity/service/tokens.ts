@@ -130,21 +130,27 @@ export class TokenService implements TokenValidator {
     }
   }
 
+  /** A cached validation of `token`, current and unexpired (or expired, with `allowExpired`); undefined otherwise. */
+  private cachedCtx(token: string, allowExpired = false): AuthContext | undefined {
+    const hit = this.cache.get(token);
+    return hit && hit.gen === this.c.generation && (allowExpired || hit.ctx.expiresAt > Date.now()) ? hit.ctx : undefined;
+  }
+
+  /** TokenValidator.validated: what `validate` would answer from its cache alone. */
+  validated(token: string): AuthContext | undefined {
+    return this.cachedCtx(token);
+  }
+
   /**
    * Validates a token: signature, expiry, revocation, and that the user,
    * its domain, the scope target and (for scoped tokens) at least one role
    * still exist and are enabled. Results are cached until the next identity
    * change, which is what makes validation cheap.
    */
-  validated(token: string): AuthContext | undefined {
-    const hit = this.cache.get(token);
-    return hit && hit.gen === this.c.generation && hit.ctx.expiresAt > Date.now() ? hit.ctx : undefined;
-  }
-
   async validate(token: string, opts: { allowExpired?: boolean } = {}): Promise<AuthContext | null> {
-    const hit = this.cache.get(token);
+    const known = this.cachedCtx(token, opts.allowExpired);
+    if (known) return known;
     const now = Date.now();
-    if (hit && hit.gen === this.c.generation && (hit.ctx.expiresAt > now || opts.allowExpired)) return hit.ctx;
     const p = this.open(token);
     if (!p) return null;
     if (p.e <= now && !(opts.allowExpired && p.e + this.c.config.identity.allowExpiredWindowSeconds * 1000 > now)) return null;

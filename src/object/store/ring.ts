@@ -71,6 +71,7 @@ function pathOf(account: string, container?: string, object?: string): string {
   if (object !== undefined) path += `/${object}`;
   return path;
 }
+
 /** Characters of hashed paths locate() remembers before it starts over (~2 MB of keys). */
 const LOCATE_MEMO_CHARS = 1 << 20;
 
