@@ -34,7 +34,8 @@ const nodeArgs = () => (process.env['STRATUS_BENCH_NODE_ARGS'] ?? '').split(/\s+
 
 /**
  * Starts the built cloud (dist/) on a temp data dir for a benchmark.
- * STRATUS_BENCH_MAIN names another build's `cli/main.js` (to compare two builds side by side).
+ * STRATUS_BENCH_MAIN (in `env` or the environment) names another build's
+ * `cli/main.js`, to compare two builds side by side.
  */
 export async function startBenchCloud(env: Record<string, string> = {}, args: string[] = []): Promise<BenchCloud> {
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-'));
@@ -46,7 +47,7 @@ export async function startBenchCloud(env: Record<string, string> = {}, args: st
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
   const s3Port = await freePort();
-  const proc = spawn(process.execPath, [...nodeArgs(), env['STRATUS_BENCH_MAIN'] ?? join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${s3Port}`, '--log-level', 'warn', '--host-netns', netns, ...args], {
+  const proc = spawn(process.execPath, [...nodeArgs(), env['STRATUS_BENCH_MAIN'] ?? process.env['STRATUS_BENCH_MAIN'] ?? join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${s3Port}`, '--log-level', 'warn', '--host-netns', netns, ...args], {
     env: { ...process.env, STRATUS_IDENTITY__PASSWORD_HASH_COST: '8', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
