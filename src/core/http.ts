@@ -168,11 +168,7 @@ export function createApp(opts: AppOptions): FastifyInstance {
     );
   });
 
-  app.addHook('preHandler', (req, _reply, done) => {
-    const cfg = req.routeOptions.config.stratus;
-    if (!cfg || cfg.public || req.auth) return done();
-    done(new ApiError(401, req.authError ?? 'The request you have made requires authentication.', 'Unauthorized'));
-  });
+  app.addHook('preHandler', (req, _reply, done) => done(authGate(req)));
 
   // Fail closed: a non-public route that answered with success without its
   // policy having been enforced is a bug; the caller gets a 500, not the data.
