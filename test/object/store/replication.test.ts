@@ -210,6 +210,10 @@ describe('replication and auditing', () => {
     const { store, done } = await withStore();
     try {
       await store.putContainer(A, 'c');
+      // The container PUT resolved at quorum: let its third replica (and the
+      // account's) land before the device goes away, or the replicator also
+      // copies those records when it comes back.
+      await store.drain();
       const place = store.ring.locate(A, 'c', 'o');
       const down = place.devices[0]!;
       await rename(down.path, down.path + '.unmounted');
