@@ -6,17 +6,40 @@ import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
+/** The kernel's ephemeral port range (the local ports of outgoing connections). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    /* not Linux: the usual default */
+  }
+  return [32768, 60999];
+}
+
+const tryListen = (port: number): Promise<boolean> =>
+  new Promise((res) => {
     const s = createServer();
-    s.once('error', rej);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => res(port));
-    });
+    s.once('error', () => res(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
   });
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, chosen below the
+ * kernel's ephemeral range. A port from that range (what `listen(0)` hands
+ * out) can be taken, once released, as the local port of any outgoing
+ * connection on the host: a cloud restarted on the same port then fails
+ * with "address in use" (seen in CI). A port outside it is only ever taken
+ * by a listener that asks for it.
+ */
+export async function freePort(): Promise<number> {
+  const [lo] = ephemeralRange();
+  const base = 10_000;
+  for (let i = 0; i < 200; i++) {
+    const port = base + Math.floor(Math.random() * Math.max(1, lo - base));
+    if (await tryListen(port)) return port;
+  }
+  throw new Error('no free TCP port below the ephemeral range');
 }
 
 export interface RunningCloud {
