@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { pipeline } from 'node:stream';
-import { NotFoundError, resolveRange, type ObjectMeta, type PutObjectOptions } from '../store/index.js';
+import { NotFoundError, resolveRange, sendBody, type ObjectMeta, type PutObjectOptions } from '../store/index.js';
 import { bodyLength, readSmall, requestBody } from './body.js';
 import {
   authorize,
@@ -140,12 +139,8 @@ export async function getObject(env: S3Env, r: S3Request, head: boolean): Promis
     r.res.end(got.body);
     return;
   }
-  await new Promise<void>((resolve) => {
-    pipeline(got.stream, r.res, (err) => {
-      if (err) env.log.warn({ err, requestId: r.id }, 's3: object stream ended early');
-      resolve();
-    });
-  });
+  const err = await sendBody(got.stream, r.res);
+  if (err) env.log.warn({ err, requestId: r.id }, 's3: object stream ended early');
 }
 
 /** DELETE /bucket/key — 204 whether or not the key existed (as S3); a missing bucket is NoSuchBucket. */

@@ -66,8 +66,13 @@ export function readAt(fd: number, buf: Uint8Array, off: number, len: number, po
 }
 
 /** Reads exactly `len` bytes at `pos` (fails on a short file). */
-export async function readExactly(fd: number, len: number, pos: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(len);
+export function readExactly(fd: number, len: number, pos: number): Promise<Buffer> {
+  return readExactlyInto(fd, Buffer.allocUnsafe(len), len, pos);
+}
+
+/** Reads exactly `len` bytes at `pos` into the start of `into`; resolves `into[0..len)`. */
+export async function readExactlyInto(fd: number, into: Buffer, len: number, pos: number): Promise<Buffer> {
+  const buf = into.length === len ? into : into.subarray(0, len);
   let got = 0;
   while (got < len) {
     const n = await readAt(fd, buf, got, len - got, pos + got);

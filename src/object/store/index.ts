@@ -20,6 +20,7 @@ export {
   type CopyOptions,
   type DeleteObjectOptions,
 } from './store.js';
+export { sendBody } from './reader.js';
 export { Ring, type RingDevice, type RingDeviceSpec, type Placement } from './ring.js';
 export { LISTING_LIMIT, type ListOptions, type ObjectEntry, type ContainerEntry, type SubdirEntry } from './index-db.js';
 export * from './errors.js';

@@ -45,6 +45,7 @@ import {
   renderAccountListing,
   renderObjectListing,
   sendEmpty,
+  sendStream,
   sendWhole,
   toHeader,
   transId,
@@ -702,8 +703,7 @@ export class SwiftApi {
         if (kind === 'slo' && manifestGet) return this.sendManifest(ctx, got.meta, got.body);
         const headers = Object.assign(this.objectHeaders(got.meta, got.meta.size, got.meta.etag, viaTempUrl), extra);
         if (got.body) return sendWhole(reply, 200, headers, got.body);
-        reply.code(200).headers(headers);
-        return reply.send(got.stream);
+        return sendStream(reply, 200, headers, got.stream);
       }
       if (!got.body) got.stream.destroy();
       return this.serveLarge(ctx, got.meta, undefined, cond, extra, viaTempUrl);

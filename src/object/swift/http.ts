@@ -3,8 +3,9 @@
  * values travel as raw bytes in latin1 header strings), listing formats,
  * Range parsing and content-type guessing.
  */
+import type { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { timestampToIso, type ContainerEntry, type ObjectEntry, type SubdirEntry } from '../store/index.js';
+import { sendBody, timestampToIso, type ContainerEntry, type ObjectEntry, type SubdirEntry } from '../store/index.js';
 
 /** Swift's HTML bodies for the errors its proxy answers with a canned page. */
 const CANNED: Record<number, [string, string]> = {
@@ -219,6 +220,27 @@ export { timestampToIso };
  * (Swift's routes carry no policy config; onResponse hooks still run).
  */
 export function sendWhole(reply: FastifyReply, status: number, headers: Record<string, string>, body: Buffer): FastifyReply {
+  reply.hijack();
+  reply.raw.writeHead(status, flatHeaders(reply, headers));
+  reply.raw.end(body);
+  return reply;
+}
+
+/**
+ * Sends an object's body stream as sendWhole sends an in-memory one, the
+ * bytes going out through the engine's `sendBody` (pooled read buffers, no
+ * per-chunk allocation); resolves once the body is out or cut short.
+ */
+export async function sendStream(reply: FastifyReply, status: number, headers: Record<string, string>, stream: Readable): Promise<FastifyReply> {
+  reply.hijack();
+  reply.raw.writeHead(status, flatHeaders(reply, headers));
+  const err = await sendBody(stream, reply.raw);
+  if (err) reply.log.warn({ err }, 'object body cut short');
+  return reply;
+}
+
+/** `headers` plus those already set on the reply (e.g. the request id), as Node's flat [name, value, …] list. */
+function flatHeaders(reply: FastifyReply, headers: Record<string, string>): string[] {
   const flat: string[] = [];
   const set = reply.getHeaders(); // lower-case names
   const given = Object.keys(headers);
@@ -229,8 +251,5 @@ export function sendWhole(reply: FastifyReply, status: number, headers: Record<s
     else flat.push(k, String(v));
   }
   for (const k in headers) flat.push(k, headers[k]!);
-  reply.hijack();
-  reply.raw.writeHead(status, flat);
-  reply.raw.end(body);
-  return reply;
+  return flat;
 }
