@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,4 +81,14 @@ export async function replicaFiles(store: ObjectStore, account: string, containe
       }
     }),
   );
+}
+
+/** Flips one byte of a file at `offset`. */
+export async function corrupt(path: string, offset: number): Promise<void> {
+  const fh = await open(path, 'r+');
+  const b = Buffer.alloc(1);
+  await fh.read(b, 0, 1, offset);
+  b[0] = b[0]! ^ 0xff;
+  await fh.write(b, 0, 1, offset);
+  await fh.close();
 }

@@ -2,22 +2,12 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { join, basename, dirname } from 'node:path';
-import { copyFile, open, readFile, readdir, rename, rm, unlink, writeFile, stat } from 'node:fs/promises';
+import { copyFile, readFile, readdir, rename, rm, unlink, writeFile, stat } from 'node:fs/promises';
 import Database from 'better-sqlite3';
 import { NotFoundError, ObjectStore } from '../../../src/object/store/index.js';
-import { filesUnder, md5, pattern, readAll, replicaFiles, withStore } from './helpers.js';
+import { corrupt, filesUnder, md5, pattern, readAll, replicaFiles, withStore } from './helpers.js';
 
 const A = 'AUTH_repl';
-
-/** Flips one byte of a file at `offset`. */
-async function corrupt(path: string, offset: number): Promise<void> {
-  const fh = await open(path, 'r+');
-  const b = Buffer.alloc(1);
-  await fh.read(b, 0, 1, offset);
-  b[0] = b[0]! ^ 0xff;
-  await fh.write(b, 0, 1, offset);
-  await fh.close();
-}
 
 /** Waits (up to 5 s) for a condition that background work makes true. */
 async function until(cond: () => Promise<boolean>): Promise<void> {

@@ -1,10 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { Readable, Writable } from 'node:stream';
 import { ObjectStore, sendBody } from '../../../src/object/store/index.js';
-import { pattern, replicaFiles, withStore } from './helpers.js';
+import { corrupt, pattern, replicaFiles, withStore } from './helpers.js';
 
 const A = 'AUTH_send';
 
@@ -92,14 +91,8 @@ describe('sendBody: object bodies written straight to a response', () => {
       const s2 = await ObjectStore.open({ root: store.root });
       try {
         const files = await replicaFiles(s2, A, 'c', 'big');
-        for (const [i, at] of [[0, 5 * 1024 * 1024 + 1], [1, 9 * 1024 * 1024 + 2]] as const) {
-          const fh = await open(files[i]![0]!, 'r+');
-          const b = Buffer.alloc(1);
-          await fh.read(b, 0, 1, at);
-          b[0] = b[0]! ^ 0xff;
-          await fh.write(b, 0, 1, at);
-          await fh.close();
-        }
+        await corrupt(files[0]![0]!, 5 * 1024 * 1024 + 1);
+        await corrupt(files[1]![0]!, 9 * 1024 * 1024 + 2);
         const g = await s2.getObject(A, 'c', 'big');
         const sink = new SlowSink(2);
         assert.equal(await sendBody(g.stream, sink), null);
