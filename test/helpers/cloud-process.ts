@@ -6,15 +6,15 @@ import { join, resolve } from 'node:path';
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
 
-/** The kernel's ephemeral port range (the local ports of outgoing connections). */
-function ephemeralRange(): [number, number] {
+/** Where the kernel's ephemeral port range (the local ports of outgoing connections) starts. */
+function ephemeralLow(): number {
   try {
-    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (lo && hi) return [lo, hi];
+    const lo = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (lo > 0) return lo;
   } catch {
     /* not Linux: the usual default */
   }
-  return [32768, 60999];
+  return 32768;
 }
 
 const tryListen = (port: number): Promise<boolean> =>
@@ -33,7 +33,7 @@ const tryListen = (port: number): Promise<boolean> =>
  * by a listener that asks for it.
  */
 export async function freePort(): Promise<number> {
-  const [lo] = ephemeralRange();
+  const lo = ephemeralLow();
   const base = 10_000;
   for (let i = 0; i < 200; i++) {
     const port = base + Math.floor(Math.random() * Math.max(1, lo - base));
