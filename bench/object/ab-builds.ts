@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { startBenchCloud, type BenchCloud } from '../lib/cloud.js';
 import { wrk } from '../lib/wrk.js';
-import { s3Api, swiftApi, type ObjectApi } from './load.js';
+import { parseProcStat, s3Api, swiftApi, type ObjectApi } from './load.js';
 
 const [a, b] = [process.argv[2], process.argv[3]];
 if (!a || !b) throw new Error('usage: ab-builds.ts <A cli/main.js> <B cli/main.js> [seconds] [rounds] [swift|s3]');
@@ -23,11 +23,7 @@ const rounds = Number(process.argv[5] ?? 20);
 const mode = process.argv[6] ?? 'swift';
 
 /** CPU time of a process's main thread (µs). */
-function mainThreadCpuUs(pid: number): number {
-  const s = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) * 10_000;
-}
+const mainThreadCpuUs = (pid: number): number => parseProcStat(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')).cpuUs;
 
 interface Side {
   label: string;

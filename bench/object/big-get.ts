@@ -9,27 +9,11 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
 import { startBenchCloud } from '../lib/cloud.js';
-import { rawReadOfLargest, swiftApi } from './load.js';
+import { rawReadOfLargest, swiftApi, threadsCpuUs } from './load.js';
 
 const rounds = Number(process.argv[2] ?? 5);
 const mib = Number(process.argv[3] ?? 256);
-
-/** CPU ms per thread (name:tid) of a process. */
-function threadCpuMs(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      out.set(`${st.slice(st.indexOf('(') + 1, st.lastIndexOf(')'))}:${tid}`, (Number(f[11]) + Number(f[12])) * 10);
-    } catch {
-      /* thread gone */
-    }
-  }
-  return out;
-}
 
 const cloud = await startBenchCloud({ UV_THREADPOOL_SIZE: '16' });
 try {
@@ -42,13 +26,13 @@ try {
   const pid = cloud.proc.pid!;
   const mainTid = String(pid);
   for (let i = 0; i < rounds; i++) {
-    const before = threadCpuMs(pid);
+    const before = threadsCpuUs(pid);
     const r = spawnSync('curl', ['-sf', '-o', '/dev/null', '-w', '%{speed_download}', '-H', `X-Auth-Token: ${tok}`, `${url}/b/big`], { encoding: 'utf8' });
-    const after = threadCpuMs(pid);
+    const after = threadsCpuUs(pid);
     let main = 0;
     let others = 0;
     for (const [k, v] of after) {
-      const d = v - (before.get(k) ?? 0);
+      const d = (v - (before.get(k) ?? 0)) / 1000;
       if (k.endsWith(`:${mainTid}`)) main += d;
       else others += d;
     }

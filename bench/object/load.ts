@@ -193,14 +193,12 @@ export function bestOf(a: LoadResult, b: LoadResult): LoadResult {
  * descendants (from /proc; a server that forks workers is counted whole).
  */
 export function processTreeCpuUs(rootPids: number[]): number {
-  const tick = 1e6 / 100; // USER_HZ
   const stats = new Map<number, { ppid: number; cpu: number }>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
-      const st = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      stats.set(Number(name), { ppid: Number(f[1]), cpu: (Number(f[11]) + Number(f[12])) * tick });
+      const st = parseProcStat(readFileSync(`/proc/${name}/stat`, 'utf8'));
+      stats.set(Number(name), { ppid: st.ppid, cpu: st.cpuUs });
     } catch {
       /* exited */
     }
@@ -214,6 +212,27 @@ export function processTreeCpuUs(rootPids: number[]): number {
   let total = 0;
   for (const pid of wanted) total += stats.get(pid)?.cpu ?? 0;
   return total;
+}
+
+/** What the benches read of a /proc/<pid>[/task/<tid>]/stat text: command name, parent pid, CPU time (µs, user + system). */
+export function parseProcStat(st: string): { name: string; ppid: number; cpuUs: number } {
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  const tick = 1e6 / 100; // USER_HZ
+  return { name: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')), ppid: Number(f[1]), cpuUs: (Number(f[11]) + Number(f[12])) * tick };
+}
+
+/** CPU time (µs) of each thread of a process, by `name:tid`. */
+export function threadsCpuUs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const st = parseProcStat(readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8'));
+      out.set(`${st.name}:${tid}`, st.cpuUs);
+    } catch {
+      /* thread gone */
+    }
+  }
+  return out;
 }
 
 /** MB/s of the best of `n` O_DIRECT reads of the largest `*.data` file below `dir` (null if none has at least `minBytes`). */
