@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import YAML from 'yaml';
 
@@ -29,7 +30,13 @@ export interface StratusConfig {
     accel: 'auto' | 'kvm' | 'tcg';
     availabilityZone: string;
   };
-  /** Where the seeded guest image is built and cached (default <data-dir>/cache/guest-image). */
+  /**
+   * Host-wide cache, shared by every data dir on this host: what depends on
+   * the host alone and is slow to make. Default /var/cache/stratus for root,
+   * else $XDG_CACHE_HOME/stratus (~/.cache/stratus). Removing it is safe.
+   */
+  cacheDir: string;
+  /** Where the seeded guest image is built and cached (default <cacheDir>/guest-image). */
   guestImageCache: string;
   image: {
     /** Where image data lives: `file` (<data>/images) or `object` (the object store's replicated engine). */
@@ -80,6 +87,7 @@ export function defaultConfig(dataDir = './data'): StratusConfig {
     logLevel: 'info',
     maxJsonBodyBytes: 1024 * 1024,
     compute: { accel: 'auto', availabilityZone: 'nova' },
+    cacheDir: '',
     guestImageCache: '',
     image: { store: 'file' },
     object: { smallObjectCacheMiB: 64, packMaxKiB: 64 },
@@ -140,6 +148,12 @@ export function parseHostPort(s: string, what: string): { host: string; port: nu
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
 }
 
+/** The default host-wide cache: /var/cache/stratus for root, else the user's XDG cache dir. */
+export function hostCacheDir(env: NodeJS.ProcessEnv, uid = process.getuid?.() ?? -1): string {
+  if (uid === 0) return '/var/cache/stratus';
+  return join(env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache'), 'stratus');
+}
+
 /** Builds the effective configuration from every layer. */
 export function loadConfig(flags: DeepPartial<StratusConfig> & { config?: string }, env = process.env): StratusConfig {
   const dataDir = resolve(flags.dataDir ?? env.STRATUS_DATA_DIR ?? './data');
@@ -153,7 +167,8 @@ export function loadConfig(flags: DeepPartial<StratusConfig> & { config?: string
   const { config: _ignored, ...rest } = flags;
   cfg = merge(cfg, rest);
   cfg.dataDir = dataDir;
-  if (!cfg.guestImageCache) cfg.guestImageCache = join(dataDir, 'cache', 'guest-image');
+  cfg.cacheDir = resolve(cfg.cacheDir || hostCacheDir(env));
+  if (!cfg.guestImageCache) cfg.guestImageCache = join(cfg.cacheDir, 'guest-image');
   if (cfg.image.store !== 'file' && cfg.image.store !== 'object') throw new Error(`image.store must be file or object, got "${String(cfg.image.store)}"`);
   if (!Number.isFinite(cfg.object.smallObjectCacheMiB) || cfg.object.smallObjectCacheMiB < 0) throw new Error('object.smallObjectCacheMiB must be a number of MiB, 0 or more');
   if (!Number.isFinite(cfg.object.packMaxKiB) || cfg.object.packMaxKiB < 0 || cfg.object.packMaxKiB > 64) throw new Error('object.packMaxKiB must be a number of KiB from 0 to 64');

@@ -226,6 +226,8 @@ export class Cloud {
       stateDir: join(this.config.dataDir, 'instances'),
       hostNetns: this.config.hostNetns ?? undefined,
       accel: this.config.compute.accel,
+      // the verdict depends on the host alone: one probe serves every data dir
+      accelCacheFile: join(this.config.cacheDir, 'accel-probe.json'),
       ...(this.guestImage ? { probeImage: { path: this.guestImage, format: 'qcow2' as const } } : {}),
       log: { info: (m: string) => this.log.info(m), warn: (m: string) => this.log.warn(m), debug: (m: string) => this.log.debug(m) },
     });

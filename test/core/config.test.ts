@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { configFromEnv, defaultConfig, loadConfig, parseHostPort } from '../../src/core/config.js';
+import { configFromEnv, defaultConfig, hostCacheDir, loadConfig, parseHostPort } from '../../src/core/config.js';
 
 describe('config layering: defaults < stratus.yaml < STRATUS_* env < flags', () => {
   let root: string;
@@ -39,7 +39,8 @@ describe('config layering: defaults < stratus.yaml < STRATUS_* env < flags', () 
     assert.equal(cfg.identity.enforceScope, true);
     assert.deepEqual(cfg.compute, { accel: 'auto', availabilityZone: 'nova' });
     assert.equal(cfg.publicUrl, 'http://127.0.0.1:8700');
-    assert.equal(cfg.guestImageCache, join(resolve(dir), 'cache', 'guest-image'));
+    assert.equal(cfg.cacheDir, hostCacheDir(process.env));
+    assert.equal(cfg.guestImageCache, join(cfg.cacheDir, 'guest-image'));
   });
 
   test('defaultConfig returns independent objects', () => {
@@ -153,6 +154,15 @@ describe('config layering: defaults < stratus.yaml < STRATUS_* env < flags', () 
     assert.equal(loadConfig({ dataDir: dir, publicUrl: 'https://cloud.example:443' }, {}).publicUrl, 'https://cloud.example:443');
     assert.equal(loadConfig({ dataDir: dir, listen: { host: '0.0.0.0', port: 8000 } }, {}).publicUrl, 'http://127.0.0.1:8000');
     assert.equal(loadConfig({ dataDir: dir, listen: { host: '::1', port: 8000 } }, {}).publicUrl, 'http://[::1]:8000');
+  });
+
+  test('the host-wide cache: /var/cache/stratus for root, else the XDG cache dir; STRATUS_CACHE_DIR moves it and the guest image with it', () => {
+    assert.equal(hostCacheDir({}, 0), '/var/cache/stratus');
+    assert.equal(hostCacheDir({ XDG_CACHE_HOME: '/x/c', HOME: '/home/u' }, 1000), '/x/c/stratus');
+    assert.equal(hostCacheDir({ HOME: '/home/u' }, 1000), '/home/u/.cache/stratus');
+    const cfg = loadConfig({ dataDir: freshDir() }, { STRATUS_CACHE_DIR: '/var/tmp/sc' });
+    assert.equal(cfg.cacheDir, '/var/tmp/sc');
+    assert.equal(cfg.guestImageCache, '/var/tmp/sc/guest-image');
   });
 
   test('an explicit guestImageCache is kept', () => {

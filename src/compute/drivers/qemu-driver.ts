@@ -57,7 +57,7 @@ import { QmpClient, QmpError, type QmpEvent } from './qmp-client.js';
  * - With `hostNetns`, taps are created and QEMU runs inside that existing
  *   network namespace (`ip netns exec NS qemu-system-x86_64 ...`).
  * - Acceleration: `-accel tcg` unless a real boot proved KVM works (see
- *   qemu-accel-probe.ts); the verdict is cached in `<stateDir>/accel-probe.json`.
+ *   qemu-accel-probe.ts); the verdict is cached in `accelCacheFile` (the cloud passes the host-wide cache dir).
  */
 
 export interface QemuDriverLogger {
