@@ -42,11 +42,11 @@ try {
     const ec2 = await cloud.api(token, 'POST', `/identity/v3/users/${who.token.user.id}/credentials/OS-EC2`, { tenant_id: who.token.project.id });
     const api = mode === 's3' ? s3Api('s3', cloud.s3Url, ec2.body.credential.access, ec2.body.credential.secret) : swiftApi('swift', storage, token);
     sides.push({ label, cloud, api, requests: [] });
-    await api.createBucket('ab');
+    await api.createBucket('ab-bench');
     const keys = Array.from({ length: 3000 }, (_, i) => `k-${i}`);
     const body = Buffer.alloc(4096, 'x');
-    for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map((k) => api.put('ab', k, body)));
-    sides[sides.length - 1]!.requests = keys.map((k) => ({ method: 'GET', ...api.replayable('GET', 'ab', k) }));
+    for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map((k) => api.put('ab-bench', k, body)));
+    sides[sides.length - 1]!.requests = keys.map((k) => ({ method: 'GET', ...api.replayable('GET', 'ab-bench', k) }));
     await wrk({ url: api.origin, connections: 32, threads: 1, seconds: 2, requests: sides[sides.length - 1]!.requests }); // warm
   }
   const res: Record<string, Array<{ rps: number; us: number }>> = { A: [], B: [] };

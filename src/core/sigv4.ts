@@ -123,11 +123,19 @@ export function safeEqualHex(a: string, b: string): boolean {
   return diff === 0;
 }
 
+/** An Authorization header's parts (see parseAuthorization). */
+export interface ParsedAuthorization {
+  access: string;
+  scope: { date: string; region: string; service: string };
+  signedHeaders: string[];
+  signature: string;
+}
+
 /**
  * Parses `AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request, SignedHeaders=a;b, Signature=...`
  * (the three parts in any order, separated by commas; runs on every S3 request, so no regex).
  */
-export function parseAuthorization(h: string): { access: string; scope: { date: string; region: string; service: string }; signedHeaders: string[]; signature: string } | null {
+export function parseAuthorization(h: string): ParsedAuthorization | null {
   const ALG = 'AWS4-HMAC-SHA256';
   if (!h.startsWith(ALG)) return null;
   let at = ALG.length;

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AuthContext } from '../../core/context.js';
-import { canonicalRequest, HmacSha256Key, parseAuthorization, safeEqualHex, signingKey, stringToSign, awsEncode, type SigV4Input } from '../../core/sigv4.js';
+import { canonicalRequest, HmacSha256Key, parseAuthorization, type ParsedAuthorization, safeEqualHex, signingKey, stringToSign, awsEncode, type SigV4Input } from '../../core/sigv4.js';
 import type { CredentialSource, S3Principal } from './credentials.js';
 import { S3Error } from './errors.js';
 
@@ -94,7 +94,18 @@ export class SigV4Verifier {
     private readonly region: string,
   ) {}
 
+  /** The last signing key used, checked before the map (a client signs with one key all day). */
+  private last: { secret: string; date: string; region: string; service: string; key: HmacSha256Key } | null = null;
+
   private key(secret: string, scope: { date: string; region: string; service: string }): HmacSha256Key {
+    const l = this.last;
+    if (l !== null && l.secret === secret && l.date === scope.date && l.region === scope.region && l.service === scope.service) return l.key;
+    const k = this.keyOf(secret, scope);
+    this.last = { secret, date: scope.date, region: scope.region, service: scope.service, key: k };
+    return k;
+  }
+
+  private keyOf(secret: string, scope: { date: string; region: string; service: string }): HmacSha256Key {
     const id = `${secret}\0${scope.date}\0${scope.region}\0${scope.service}`;
     let k = this.keys.get(id);
     if (!k) {
@@ -103,6 +114,31 @@ export class SigV4Verifier {
       this.keys.set(id, k);
     }
     return k;
+  }
+
+  /**
+   * What precedes `Signature=` in Authorization headers already parsed: a
+   * client's header changes only in its signature from one request to the
+   * next (and in its scope date once a day), so the parse is remembered
+   * (the signature is still checked on every request).
+   */
+  private readonly authPrefixes = new Map<string, Omit<ParsedAuthorization, 'signature'>>();
+
+  /** `parseAuthorization`, remembering everything but the signature (see `authPrefixes`). */
+  private parseAuth(h: string): ParsedAuthorization | null {
+    const at = h.lastIndexOf('Signature=');
+    if (at <= 0 || h.indexOf(',', at) >= 0) return parseAuthorization(h);
+    const signature = h.slice(at + 'Signature='.length).trim();
+    const prefix = h.slice(0, at);
+    const hit = this.authPrefixes.get(prefix);
+    if (hit !== undefined && signature !== '') return { access: hit.access, scope: hit.scope, signedHeaders: hit.signedHeaders, signature };
+    const parsed = parseAuthorization(h);
+    // Remembered only when the full parse read this very signature as the last part.
+    if (parsed !== null && parsed.signature === signature) {
+      if (this.authPrefixes.size >= 1024) this.authPrefixes.clear();
+      this.authPrefixes.set(prefix, { access: parsed.access, scope: parsed.scope, signedHeaders: parsed.signedHeaders });
+    }
+    return parsed;
   }
 
   /** Synchronous when the access key's credential is already known (the hot path: no promise per request). */
@@ -134,7 +170,7 @@ export class SigV4Verifier {
     if (/^AWS\s/.test(auth)) {
       throw new S3Error('InvalidRequest', 'The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.');
     }
-    const parsed = parseAuthorization(auth);
+    const parsed = this.parseAuth(auth);
     if (!parsed) throw new S3Error('AuthorizationHeaderMalformed', 'The authorization header is malformed; it must be AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…');
     const amzDate = header(req.headers, 'x-amz-date') ?? '';
     let t = parseAmzDate(amzDate);
@@ -166,7 +202,7 @@ export class SigV4Verifier {
 
   private finishHeaderAuth(
     req: AuthRequest,
-    parsed: NonNullable<ReturnType<typeof parseAuthorization>>,
+    parsed: ParsedAuthorization,
     dateForSig: string,
     payloadHash: string,
     payload: PayloadMode,
@@ -257,6 +293,16 @@ function safeDecode(s: string): string {
   }
 }
 
+/** 64 lower-case hex digits (a loop, not a regex: this runs on nearly every S3 request). */
+function isSha256Hex(v: string): boolean {
+  if (v.length !== 64) return false;
+  for (let i = 0; i < 64; i++) {
+    const c = v.charCodeAt(i);
+    if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 102))) return false;
+  }
+  return true;
+}
+
 function payloadMode(v: string): PayloadMode {
   switch (v) {
     case 'UNSIGNED-PAYLOAD':
@@ -268,7 +314,7 @@ function payloadMode(v: string): PayloadMode {
     case 'STREAMING-UNSIGNED-PAYLOAD-TRAILER':
       return { kind: 'chunked', signed: null, trailer: true };
     default:
-      if (/^[0-9a-f]{64}$/.test(v)) return { kind: 'sha256', hash: v };
+      if (isSha256Hex(v)) return { kind: 'sha256', hash: v };
       throw new S3Error('InvalidArgument', 'x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD, or a valid sha256 value.');
   }
 }

@@ -154,21 +154,31 @@ function httpDateArg(v: string | undefined): number | undefined {
   return Number.isNaN(t) ? undefined : t; // an unparsable date is ignored, as HTTP says
 }
 
+const CONDITION_HEADERS = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since'] as const;
+const conditionNames = new Map<string, readonly string[]>();
+
 /** If-Match / If-None-Match / If-(Un)Modified-Since from headers, with `prefix` (e.g. `x-amz-copy-source-`). */
 export function conditionsFrom(headers: IncomingHttpHeaders, prefix = ''): ReadConditions | undefined {
+  // The prefixed names are built once: this runs on every GET, and a lookup
+  // by a freshly concatenated string costs more than by a constant one.
+  let names = prefix === '' ? CONDITION_HEADERS : conditionNames.get(prefix);
+  if (!names) conditionNames.set(prefix, (names = CONDITION_HEADERS.map((n) => prefix + n)));
   const get = (n: string) => {
-    const v = headers[prefix + n];
+    const v = headers[n];
     return Array.isArray(v) ? v.join(',') : v;
   };
+  const im = get(names[0]!);
+  const inm = get(names[1]!);
+  const ims = get(names[2]!);
+  const ius = get(names[3]!);
+  if (im === undefined && inm === undefined && ims === undefined && ius === undefined) return undefined;
   const c: ReadConditions = {};
-  const im = get('if-match');
-  const inm = get('if-none-match');
-  const ims = httpDateArg(get('if-modified-since'));
-  const ius = httpDateArg(get('if-unmodified-since'));
   if (im !== undefined) c.ifMatch = im;
   if (inm !== undefined) c.ifNoneMatch = inm;
-  if (ims !== undefined) c.ifModifiedSince = ims;
-  if (ius !== undefined) c.ifUnmodifiedSince = ius;
+  const since = httpDateArg(ims);
+  const unmodified = httpDateArg(ius);
+  if (since !== undefined) c.ifModifiedSince = since;
+  if (unmodified !== undefined) c.ifUnmodifiedSince = unmodified;
   return Object.keys(c).length ? c : undefined;
 }
 
