@@ -117,6 +117,12 @@ describe('S3 API (in process)', () => {
       const twice = await send(`AWS4-HMAC-SHA256 ${cred}, ${names}, Signature=junk Signature=${sig}`);
       assert.equal(twice.status, 403);
       assert.equal(xmlText(await twice.text(), 'Code'), 'SignatureDoesNotMatch');
+      // the parse of a header seen before is remembered up to its signature: an empty one is still malformed
+      const empty = await send(`AWS4-HMAC-SHA256 ${cred}, ${names}, Signature=`);
+      assert.equal(empty.status, 400);
+      assert.equal(xmlText(await empty.text(), 'Code'), 'AuthorizationHeaderMalformed');
+      assert.equal((await send(`AWS4-HMAC-SHA256 ${cred}, ${names}, Signature=${sig}, `)).status, 200);
+      assert.equal((await send(`AWS4-HMAC-SHA256 ${cred}, ${names}, Signature=  ${sig} `)).status, 200);
     });
 
     it('presigned URLs work with a plain GET, and expire', async () => {
