@@ -133,8 +133,9 @@ export class SigV4Verifier {
     const hit = this.authPrefixes.get(prefix);
     if (hit !== undefined && signature !== '') return { access: hit.access, scope: hit.scope, signedHeaders: hit.signedHeaders, signature };
     const parsed = parseAuthorization(h);
-    // Remembered only when the full parse read this very signature as the last part.
-    if (parsed !== null && parsed.signature === signature) {
+    // Remembered only when the full parse read this very signature as the last
+    // part, and only for a header of a usual size (this memory is bounded).
+    if (parsed !== null && parsed.signature === signature && prefix.length <= 512) {
       if (this.authPrefixes.size >= 1024) this.authPrefixes.clear();
       this.authPrefixes.set(prefix, { access: parsed.access, scope: parsed.scope, signedHeaders: parsed.signedHeaders });
     }
