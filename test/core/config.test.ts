@@ -39,7 +39,7 @@ describe('config layering: defaults < stratus.yaml < STRATUS_* env < flags', () 
     assert.equal(cfg.identity.enforceScope, true);
     assert.deepEqual(cfg.compute, { accel: 'auto', availabilityZone: 'nova' });
     assert.equal(cfg.publicUrl, 'http://127.0.0.1:8700');
-    assert.equal(cfg.cacheDir, hostCacheDir(process.env));
+    assert.equal(cfg.cacheDir, hostCacheDir({}));
     assert.equal(cfg.guestImageCache, join(cfg.cacheDir, 'guest-image'));
   });
 
