@@ -154,15 +154,17 @@ function httpDateArg(v: string | undefined): number | undefined {
   return Number.isNaN(t) ? undefined : t; // an unparsable date is ignored, as HTTP says
 }
 
+/** The conditional headers of a GET/HEAD, in the order If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since. */
 const CONDITION_HEADERS = ['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since'] as const;
-const conditionNames = new Map<string, readonly string[]>();
+/** The same conditions on CopyObject's source. */
+export const COPY_SOURCE_CONDITION_HEADERS = CONDITION_HEADERS.map((n) => `x-amz-copy-source-${n}` as const);
 
-/** If-Match / If-None-Match / If-(Un)Modified-Since from headers, with `prefix` (e.g. `x-amz-copy-source-`). */
-export function conditionsFrom(headers: IncomingHttpHeaders, prefix = ''): ReadConditions | undefined {
-  // The prefixed names are built once: this runs on every GET, and a lookup
-  // by a freshly concatenated string costs more than by a constant one.
-  let names = prefix === '' ? CONDITION_HEADERS : conditionNames.get(prefix);
-  if (!names) conditionNames.set(prefix, (names = CONDITION_HEADERS.map((n) => prefix + n)));
+/**
+ * Read conditions from the four headers `names` (CONDITION_HEADERS or
+ * COPY_SOURCE_CONDITION_HEADERS). The names are constants: this runs on
+ * every GET, and a lookup by a freshly concatenated string costs more.
+ */
+export function conditionsFrom(headers: IncomingHttpHeaders, names: readonly string[] = CONDITION_HEADERS): ReadConditions | undefined {
   const get = (n: string) => {
     const v = headers[n];
     return Array.isArray(v) ? v.join(',') : v;

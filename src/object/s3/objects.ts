@@ -8,6 +8,7 @@ import {
   checkKey,
   checkS3Conditions,
   conditionsFrom,
+  COPY_SOURCE_CONDITION_HEADERS,
   contentMd5,
   headerText,
   isoDate,
@@ -194,7 +195,7 @@ export async function copySourceMeta(env: S3Env, r: S3Request, src: { bucket: st
     throw await mapObjectError(env, r.account, src.bucket, src.key, e);
   }
   try {
-    checkS3Conditions(meta, conditionsFrom(r.req.headers, 'x-amz-copy-source-'));
+    checkS3Conditions(meta, conditionsFrom(r.req.headers, COPY_SOURCE_CONDITION_HEADERS));
   } catch (e) {
     if (e instanceof S3Error && e.code === 'NotModified') throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: 'x-amz-copy-source-If-None-Match' });
     throw e;
