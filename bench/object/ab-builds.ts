@@ -22,6 +22,9 @@ const secs = Number(process.argv[4] ?? 2);
 const rounds = Number(process.argv[5] ?? 20);
 const mode = process.argv[6] ?? 'swift';
 
+/** A valid name for both APIs (S3 wants 3 characters or more). */
+const BUCKET = 'ab-bench';
+
 /** CPU time of a process's main thread (µs). */
 const mainThreadCpuUs = (pid: number): number => parseProcStat(readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8')).cpuUs;
 
@@ -42,11 +45,11 @@ try {
     const ec2 = await cloud.api(token, 'POST', `/identity/v3/users/${who.token.user.id}/credentials/OS-EC2`, { tenant_id: who.token.project.id });
     const api = mode === 's3' ? s3Api('s3', cloud.s3Url, ec2.body.credential.access, ec2.body.credential.secret) : swiftApi('swift', storage, token);
     sides.push({ label, cloud, api, requests: [] });
-    await api.createBucket('ab-bench');
+    await api.createBucket(BUCKET);
     const keys = Array.from({ length: 3000 }, (_, i) => `k-${i}`);
     const body = Buffer.alloc(4096, 'x');
-    for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map((k) => api.put('ab-bench', k, body)));
-    sides[sides.length - 1]!.requests = keys.map((k) => ({ method: 'GET', ...api.replayable('GET', 'ab-bench', k) }));
+    for (let i = 0; i < keys.length; i += 32) await Promise.all(keys.slice(i, i + 32).map((k) => api.put(BUCKET, k, body)));
+    sides[sides.length - 1]!.requests = keys.map((k) => ({ method: 'GET', ...api.replayable('GET', BUCKET, k) }));
     await wrk({ url: api.origin, connections: 32, threads: 1, seconds: 2, requests: sides[sides.length - 1]!.requests }); // warm
   }
   const res: Record<string, Array<{ rps: number; us: number }>> = { A: [], B: [] };
