@@ -90,6 +90,8 @@ export class Ring {
   /** locate()'s memo: hashed path → frozen placement (see locate). */
   private readonly placed = new Map<string, Placement>();
   private placedChars = 0;
+  /** Frozen primary lists by partition, shared by every placement in it. */
+  private readonly frozenPrimaries: Array<RingDevice[] | undefined> = [];
 
   private constructor(
     readonly partPower: number,
@@ -240,7 +242,8 @@ export class Ring {
     if (hit) return hit;
     const hash = this.hashOf(path);
     const partition = this.partitionOf(hash);
-    const p: Placement = Object.freeze({ hash, partition, devices: Object.freeze(this.primaries(partition)) as RingDevice[] });
+    const devices = (this.frozenPrimaries[partition] ??= Object.freeze(this.primaries(partition)) as RingDevice[]);
+    const p: Placement = Object.freeze({ hash, partition, devices });
     if (this.placedChars + path.length > LOCATE_MEMO_CHARS) {
       this.placed.clear();
       this.placedChars = 0;
