@@ -276,7 +276,7 @@ export class Disk {
         if (v) out.push(v);
       }
       if (kind === 'objects') {
-        for (const e of this.packs.get(dev.id)!.byHash.get(hash) ?? []) {
+        for (const e of this.packs.get(dev.id)!.versions(hash)) {
           if (out.some((v) => v.file === e.file)) continue;
           const v = parseFileName(e.file);
           if (v) out.push(v);
@@ -424,7 +424,7 @@ export class Disk {
   async listPartitions(dev: RingDevice, kind: Kind): Promise<number[]> {
     const names = await readdirOrEmpty(`${dev.path}/${kind}`);
     const parts = new Set(names.filter((n) => /^\d+$/.test(n)).map(Number));
-    if (kind === 'objects') for (const p of this.packs.get(dev.id)!.byPart.keys()) parts.add(p);
+    if (kind === 'objects') for (const p of this.packs.get(dev.id)!.index.partitions()) parts.add(p);
     return [...parts];
   }
 
@@ -433,8 +433,8 @@ export class Disk {
     const names = await readdirOrEmpty(this.partDir(dev, kind, part));
     const hashes = names.filter((n) => /^[0-9a-f]{32}$/.test(n));
     if (kind !== 'objects') return hashes;
-    const packed = this.packs.get(dev.id)!.byPart.get(part);
-    if (!packed) return hashes;
+    const packed = this.packs.get(dev.id)!.index.hashesIn(part);
+    if (!packed.length) return hashes;
     const all = new Set(hashes);
     for (const h of packed) all.add(h);
     return [...all];
@@ -444,7 +444,7 @@ export class Disk {
   async removeHashDir(dev: RingDevice, kind: Kind, part: number, hash: string): Promise<void> {
     if (kind === 'objects') {
       const pack = this.packs.get(dev.id)!;
-      for (const e of [...(pack.byHash.get(hash) ?? [])]) await pack.kill(hash, e.file).catch(() => false);
+      for (const e of pack.versions(hash)) await pack.kill(hash, e.file).catch(() => false);
     }
     const dir = this.hashDir(dev, kind, part, hash);
     for (const n of await readdirOrEmpty(dir)) await unlinkQuietly(`${dir}/${n}`);
@@ -582,7 +582,7 @@ export class Disk {
         const created = await mkdirOne(hd);
         await renamePath(tmp, `${hd}/${file}`);
         await Promise.all([fsyncDir(hd), created ? fsyncDir(pd) : null]);
-        if (!created || (kind === 'objects' && this.packs.get(dev.id)!.byHash.has(hash))) this.scheduleCleanup(dev, kind, part, hash);
+        if (!created || (kind === 'objects' && this.packs.get(dev.id)!.count(hash) > 0)) this.scheduleCleanup(dev, kind, part, hash);
         return;
       } catch (e) {
         // The partition or hash directory vanished under us (replicator reclaim): retry once.
@@ -667,7 +667,7 @@ export class Disk {
           this.log.warn({ device: dev.name, kind, hash, file, err: String(e) }, 'replica write failed');
           throw e;
         }
-        if (mayReplace || (pack.byHash.get(hash)?.length ?? 0) > 1) this.scheduleCleanup(dev, kind, part, hash);
+        if (mayReplace || pack.count(hash) > 1) this.scheduleCleanup(dev, kind, part, hash);
       }),
       this.quorum,
     );

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { crc32 } from 'node:zlib';
 import type { RingDevice } from './ring.js';
 import type { StoreLogger } from './disk.js';
+import { PackIndex, type PackEntry } from './pack-index.js';
 import { closeFd, closeQuietly, fdatasyncFd, fsyncDir, fstatFd, ftruncateFd, mkdirsDurable, openFd, readAt, readdirOrEmpty, unlinkQuietly, writevAll } from './fsutil.js';
 
 /**
@@ -46,15 +47,7 @@ const COMPACT_GROUP = 64;
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 const SCAN_CHUNK = 4 * 1024 * 1024;
 
-/** Where one version lives in a device's packs. */
-export interface PackEntry {
-  seg: number;
-  /** Offset of the record bytes (after header and name). */
-  off: number;
-  len: number;
-  file: string;
-  part: number;
-}
+export type { PackEntry } from './pack-index.js';
 
 interface Segment {
   seq: number;
@@ -102,23 +95,21 @@ export class DevicePack {
   private closed = false;
   /** Set once the segments have been scanned (on open, or before the first append of a device that was down then). */
   private loaded: Promise<void> | null = null;
-  /** hash → versions held here (kind `objects` only). */
-  readonly byHash = new Map<string, PackEntry[]>();
-  /** partition → hashes with at least one entry. */
-  readonly byPart = new Map<number, Set<string>>();
+  /** The versions held here (kind `objects` only). */
+  readonly index = new PackIndex();
 
   constructor(
     readonly dev: RingDevice,
     private readonly segmentBytes: number,
     private readonly log: StoreLogger,
   ) {
+    // Entry offsets are 32-bit (a segment is rolled once past segmentBytes by at most one record).
+    if (segmentBytes > 2 ** 31) throw new RangeError('pack segments are at most 2 GiB');
     this.dir = `${dev.path}/packs`;
   }
 
   get entryCount(): number {
-    let n = 0;
-    for (const l of this.byHash.values()) n += l.length;
-    return n;
+    return this.index.size;
   }
 
   /** Segments and their sizes / live bytes (for tests and compaction). */
@@ -127,21 +118,22 @@ export class DevicePack {
   }
 
   entry(hash: string, file: string): PackEntry | undefined {
-    return this.byHash.get(hash)?.find((e) => e.file === file);
+    return this.index.get(hash, file);
+  }
+
+  /** Every version of `hash` held here. */
+  versions(hash: string): PackEntry[] {
+    return this.index.versions(hash);
+  }
+
+  /** How many versions of `hash` are held here. */
+  count(hash: string): number {
+    return this.index.count(hash);
   }
 
   private add(hash: string, e: PackEntry): void {
-    const list = this.byHash.get(hash);
-    if (list) {
-      const i = list.findIndex((x) => x.file === e.file);
-      if (i >= 0) {
-        this.dropLive(list[i]!);
-        list[i] = e;
-      } else list.push(e);
-    } else this.byHash.set(hash, [e]);
-    let hs = this.byPart.get(e.part);
-    if (!hs) this.byPart.set(e.part, (hs = new Set()));
-    hs.add(hash);
+    const old = this.index.set(hash, e);
+    if (old) this.dropLive(old);
     const s = this.segs.get(e.seg);
     if (s) s.live += e.len;
   }
@@ -153,18 +145,8 @@ export class DevicePack {
 
   /** Removes a version from the in-memory index; returns it if it was there. */
   private remove(hash: string, file: string): PackEntry | undefined {
-    const list = this.byHash.get(hash);
-    if (!list) return undefined;
-    const i = list.findIndex((x) => x.file === file);
-    if (i < 0) return undefined;
-    const [e] = list.splice(i, 1);
-    this.dropLive(e!);
-    if (list.length === 0) {
-      this.byHash.delete(hash);
-      const hs = this.byPart.get(e!.part);
-      hs?.delete(hash);
-      if (hs && hs.size === 0) this.byPart.delete(e!.part);
-    }
+    const e = this.index.delete(hash, file);
+    if (e) this.dropLive(e);
     return e;
   }
 
@@ -394,14 +376,17 @@ export class DevicePack {
       const s = [...this.segs.values()].sort((a, b) => a.seq - b.seq)[0];
       if (!s || s === this.active || this.closed) break;
       if (s.size > 0 && s.live / s.size >= maxLiveRatio) break;
-      const live: Array<{ hash: string; e: PackEntry }> = [];
-      for (const [hash, list] of this.byHash) for (const e of list) if (e.seg === s.seq) live.push({ hash, e });
+      const live = this.index.inSegment(s.seq);
+      // Whether the version is still the one read (not killed or replaced meanwhile).
+      const still = (hash: string, e: PackEntry) => {
+        const now = this.entry(hash, e.file);
+        return now !== undefined && now.seg === e.seg && now.off === e.off;
+      };
       const copyOne = async ({ hash, e }: { hash: string; e: PackEntry }) => {
         const bytes = await this.read(e);
-        // It may have been killed or replaced while we read.
-        if (this.entry(hash, e.file) !== e) return;
+        if (!still(hash, e)) return;
         const copy = await this.putRecord(e.part, hash, e.file, [bytes]);
-        if (this.entry(hash, e.file) === e) this.add(hash, copy);
+        if (still(hash, e)) this.add(hash, copy);
       };
       for (let i = 0; i < live.length && !signal?.aborted; i += COMPACT_GROUP) await Promise.all(live.slice(i, i + COMPACT_GROUP).map(copyOne));
       if (signal?.aborted) break;

@@ -68,7 +68,7 @@ describe('pack logs', () => {
       assert.deepEqual((await replicaFiles(store, A, 'c', 'small')).flat(), [], 'no file for the small object');
       assert.equal((await replicaFiles(store, A, 'c', 'big')).flat().length, 3, 'the large object is three files');
       const place = store.ring.locate(A, 'c', 'small');
-      for (const d of place.devices) assert.equal(store.disk.packs.get(d.id)!.byHash.get(place.hash)?.length, 1, `one record on ${d.name}`);
+      for (const d of place.devices) assert.equal(store.disk.packs.get(d.id)!.count(place.hash), 1, `one record on ${d.name}`);
       assert.ok(segFiles(root, place.devices[0]!.id).length >= 1);
       assert.equal(md5(await body(store, 'small')), md5(small));
       assert.equal(md5(await body(store, 'big')), md5(big));
@@ -87,13 +87,13 @@ describe('pack logs', () => {
       await store.drain();
       const o = store.ring.locate(A, 'c', 'o');
       for (const d of o.devices) {
-        const files = store.disk.packs.get(d.id)!.byHash.get(o.hash)!.map((e) => e.file.split('.').at(-1)).sort();
+        const files = store.disk.packs.get(d.id)!.versions(o.hash).map((e) => e.file.split('.').at(-1)).sort();
         assert.deepEqual(files, ['data', 'meta'], 'old data dropped; newest data and its POST kept');
       }
       const g = store.ring.locate(A, 'c', 'gone');
-      for (const d of g.devices) assert.deepEqual(store.disk.packs.get(d.id)!.byHash.get(g.hash)!.map((e) => e.file.split('.').at(-1)), ['ts']);
+      for (const d of g.devices) assert.deepEqual(store.disk.packs.get(d.id)!.versions(g.hash).map((e) => e.file.split('.').at(-1)), ['ts']);
       let s2 = await reopen();
-      for (const d of o.devices) assert.equal(s2.disk.packs.get(d.id)!.byHash.get(o.hash)!.length, 2, 'kill records replayed');
+      for (const d of o.devices) assert.equal(s2.disk.packs.get(d.id)!.count(o.hash), 2, 'kill records replayed');
       assert.equal(await text(s2, 'o'), 'two');
       assert.equal((await s2.headObject(A, 'c', 'o')).userMeta.color, 'blue');
       await assert.rejects(s2.headObject(A, 'c', 'gone'), { status: 404 });
@@ -104,7 +104,7 @@ describe('pack logs', () => {
       await s2.putObject(A, 'c', 'o', 'three');
       await s2.drain();
       assert.equal((await replicaFiles(s2, A, 'c', 'o')).flat().length, 3, 'the new version is a file on each replica');
-      for (const d of o.devices) assert.equal(s2.disk.packs.get(d.id)!.byHash.get(o.hash), undefined, 'its packed versions were dropped');
+      for (const d of o.devices) assert.equal(s2.disk.packs.get(d.id)!.count(o.hash), 0, 'its packed versions were dropped');
       assert.equal(await text(s2, 'o'), 'three');
     }));
 
@@ -136,7 +136,7 @@ describe('pack logs', () => {
       const place = store.ring.locate(A, 'c', 'o');
       // Corrupt the data bytes of the record on two of the three replicas.
       for (const d of place.devices.slice(0, 2)) {
-        const e = store.disk.packs.get(d.id)!.byHash.get(place.hash)![0]!;
+        const e = store.disk.packs.get(d.id)!.versions(place.hash)[0]!;
         const fd = openSync(join(root, 'devices', d.name, 'packs', `${String(e.seg).padStart(8, '0')}.pack`), 'r+');
         writeSync(fd, Buffer.from('CORRUPTION!'), 0, 11, e.off + 100);
         closeSync(fd);
@@ -144,11 +144,11 @@ describe('pack logs', () => {
       for (let i = 0; i < 3; i++) assert.equal(md5(await body(store, 'o')), md5(data), 'reads return the right bytes');
       await store.auditor.runOnce();
       await store.drain();
-      for (const d of place.devices.slice(0, 2)) assert.equal(store.disk.packs.get(d.id)!.byHash.get(place.hash), undefined, `quarantined on ${d.name}`);
+      for (const d of place.devices.slice(0, 2)) assert.equal(store.disk.packs.get(d.id)!.count(place.hash), 0, `quarantined on ${d.name}`);
       assert.ok(existsSync(join(place.devices[0]!.path, 'quarantined', 'objects', place.hash)), 'the bad record kept aside');
       const rep = await store.replicator.runOnce();
       assert.ok(rep.copied >= 2);
-      for (const d of place.devices) assert.equal(store.disk.packs.get(d.id)!.byHash.get(place.hash)?.length, 1, `restored on ${d.name}`);
+      for (const d of place.devices) assert.equal(store.disk.packs.get(d.id)!.count(place.hash), 1, `restored on ${d.name}`);
       assert.equal((await store.auditor.runOnce()).quarantined, 0);
       assert.equal(md5(await body(store, 'o')), md5(data));
     }));
@@ -221,15 +221,15 @@ describe('pack logs', () => {
       await s2.putObject(A, 'c', 'o', 'v2');
       assert.equal(await text(s2, 'o'), 'v2');
       await s2.drain();
-      const onHandoffs = s2.ring.handoffs(place.partition).filter((d) => s2.disk.packs.get(d.id)!.byHash.has(place.hash));
+      const onHandoffs = s2.ring.handoffs(place.partition).filter((d) => s2.disk.packs.get(d.id)!.count(place.hash) > 0);
       assert.equal(onHandoffs.length, 1, 'the missing primary was replaced by a handoff');
       await rename(away.path + '.away', away.path);
       const rep = await s2.replicator.runOnce();
       assert.equal(rep.errors, 0);
       assert.equal(rep.handoffsCleared, 1);
       const pack = s2.disk.packs.get(away.id)!;
-      assert.deepEqual(pack.byHash.get(place.hash)!.map((e) => e.file.split('.').at(-1)), ['data'], 'the returned device has v2 only (its pack was scanned: v1 was dropped)');
-      for (const d of onHandoffs) assert.equal(s2.disk.packs.get(d.id)!.byHash.has(place.hash), false, 'moved off the handoff');
+      assert.deepEqual(pack.versions(place.hash).map((e) => e.file.split('.').at(-1)), ['data'], 'the returned device has v2 only (its pack was scanned: v1 was dropped)');
+      for (const d of onHandoffs) assert.equal(s2.disk.packs.get(d.id)!.count(place.hash) > 0, false, 'moved off the handoff');
       assert.equal((await s2.auditor.runOnce()).quarantined, 0);
       assert.equal(await text(s2, 'o'), 'v2');
     }));

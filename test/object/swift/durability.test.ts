@@ -25,7 +25,7 @@ function replicas(account: string, container: string, name: string): Array<{ pat
   const store = c.cloud.objectStore;
   const place = store.ring.locate(account, container, name);
   return store.ring.primaries(place.partition).map((d) => {
-    const packed = store.disk.packs.get(d.id)!.byHash.get(place.hash)?.find((e) => e.file.endsWith('.data'));
+    const packed = store.disk.packs.get(d.id)!.versions(place.hash).find((e) => e.file.endsWith('.data'));
     if (packed) return { path: join(d.path, 'packs', `${String(packed.seg).padStart(8, '0')}.pack`), off: packed.off };
     const dir = join(d.path, 'objects', String(place.partition), place.hash);
     if (!existsSync(dir)) return null;
