@@ -15,12 +15,12 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeSync, closeSync } from 'node:fs';
 import { request, Agent } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import Database from 'better-sqlite3';
+import { freePort, rssMb } from '../lib/cloud.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const arg = (name: string, dflt: number) => {
@@ -36,16 +36,6 @@ const pct = (xs: number[], p: number) => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!;
 };
 const mbps = (bytes: number, ms: number) => bytes / 1024 / 1024 / (ms / 1000);
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-
-async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 /** Samples a process's RSS every 50 ms until stopped; returns the peak. */
 function rssSampler(pid: number) {

@@ -2,18 +2,12 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { createServer } from 'node:net';
+import { freePort } from '../../test/helpers/cloud-process.js';
+
+/** A port below the kernel's ephemeral range (a port listen(0) hands out can be taken by an outgoing connection before the cloud binds it). */
+export { freePort };
 
 export const ROOT = resolve(import.meta.dirname, '..', '..');
-
-export async function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 export interface BenchCloud {
   url: string;
@@ -102,6 +96,27 @@ export async function startBenchCloud(env: Record<string, string> = {}, args: st
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** What a bench needs to speak both object APIs as one user: a token, the Swift storage URL, an EC2 credential for S3. */
+export interface ObjectAccess {
+  token: string;
+  /** The object-store endpoint of the user's project (`…/object/v1/AUTH_<project>`). */
+  storageUrl: string;
+  /** An EC2 credential of the same user and project (the S3 API's keys). */
+  access: string;
+  secret: string;
+}
+
+export async function objectAccess(cloud: BenchCloud, user: 'admin' | 'demo' = 'demo'): Promise<ObjectAccess> {
+  const token = await cloud.token(user);
+  const who = (await cloud.api(token, 'GET', '/identity/v3/auth/tokens', undefined, { 'x-subject-token': token })).body as {
+    token: { user: { id: string }; project: { id: string }; catalog: Array<{ type: string; endpoints: Array<{ interface: string; url: string }> }> };
+  };
+  const storageUrl = who.token.catalog.find((s) => s.type === 'object-store')!.endpoints.find((e) => e.interface === 'public')!.url;
+  const made = await cloud.api(token, 'POST', `/identity/v3/users/${who.token.user.id}/credentials/OS-EC2`, { tenant_id: who.token.project.id });
+  const { access, secret } = (made.body as { credential: { access: string; secret: string } }).credential;
+  return { token, storageUrl, access, secret };
 }
 
 export const pct = (xs: number[], p: number) => {

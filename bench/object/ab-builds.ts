@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { startBenchCloud, type BenchCloud } from '../lib/cloud.js';
+import { objectAccess, startBenchCloud, type BenchCloud } from '../lib/cloud.js';
 import { wrk } from '../lib/wrk.js';
 import { parseProcStat, s3Api, swiftApi, type ObjectApi } from './load.js';
 
@@ -39,11 +39,8 @@ const sides: Side[] = [];
 try {
   for (const [label, main] of [['A', resolve(a)], ['B', resolve(b)]] as const) {
     const cloud = await startBenchCloud({ UV_THREADPOOL_SIZE: '16', STRATUS_BENCH_MAIN: main });
-    const token = await cloud.token('demo');
-    const who = (await cloud.api(token, 'GET', '/identity/v3/auth/tokens', undefined, { 'x-subject-token': token })).body;
-    const storage = who.token.catalog.find((s: { type: string }) => s.type === 'object-store').endpoints.find((e: { interface: string }) => e.interface === 'public').url;
-    const ec2 = await cloud.api(token, 'POST', `/identity/v3/users/${who.token.user.id}/credentials/OS-EC2`, { tenant_id: who.token.project.id });
-    const api = mode === 's3' ? s3Api('s3', cloud.s3Url, ec2.body.credential.access, ec2.body.credential.secret) : swiftApi('swift', storage, token);
+    const o = await objectAccess(cloud);
+    const api = mode === 's3' ? s3Api('s3', cloud.s3Url, o.access, o.secret) : swiftApi('swift', o.storageUrl, o.token);
     sides.push({ label, cloud, api, requests: [] });
     await api.createBucket(BUCKET);
     const keys = Array.from({ length: 3000 }, (_, i) => `k-${i}`);

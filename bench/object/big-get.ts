@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { startBenchCloud } from '../lib/cloud.js';
+import { objectAccess, startBenchCloud } from '../lib/cloud.js';
 import { rawReadOfLargest, swiftApi, threadsCpuUs } from './load.js';
 
 const rounds = Number(process.argv[2] ?? 5);
@@ -17,9 +17,7 @@ const mib = Number(process.argv[3] ?? 256);
 
 const cloud = await startBenchCloud({ UV_THREADPOOL_SIZE: '16' });
 try {
-  const tok = await cloud.token('admin');
-  const who = (await cloud.api(tok, 'GET', '/identity/v3/auth/tokens', undefined, { 'x-subject-token': tok })).body.token;
-  const url = `${cloud.url}/object/v1/AUTH_${who.project.id}`;
+  const { token: tok, storageUrl: url } = await objectAccess(cloud, 'admin');
   const api = swiftApi('swift', url, tok);
   await api.createBucket('b');
   await api.put('b', 'big', randomBytes(mib * 1024 * 1024));
