@@ -23,9 +23,11 @@
  *                               [--no-swift] [--threadpool 16] [--json-out FILE] [--workloads small,big,list,api]
  *                               [--warmup 3000] [--rounds 2] [--wrk-seconds 10] [--wrk-keys 30000]
  *
- * The one-client workloads run `--rounds` times, the APIs taking turns
- * and swapping who goes first each round (Swift API, S3 API; S3 API, Swift
- * API; …), and each figure is the best of the rounds; the big GET with curl is the best of 3, next to the best of 3 raw
+ * The one-client and wrk workloads run `--rounds` times, the APIs taking
+ * turns and swapping who goes first each round (Swift API, S3 API; S3 API,
+ * Swift API; …), and each figure is the best of the rounds (for wrk, the
+ * S3/Swift ratio of the rounds' means and every round's rate are printed
+ * too); the big GET with curl is the best of 3, next to the best of 3 raw
  * O_DIRECT reads (dd) of the very file the server stored the object in.
  *
  * Before anything is timed, every target gets the same untimed warm-up through
@@ -42,7 +44,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bestOf, processTreeCpuUs, rawReadOfLargest, runLoad, s3Api, swiftApi, warmUp, type LoadResult, type ObjectApi } from './load.js';
-import { freePort, startBenchCloud } from '../lib/cloud.js';
+import { freePort, objectAccess, startBenchCloud } from '../lib/cloud.js';
 import { bestOfWrk, runWrkLoad, type WrkLoadResult } from './wrk-load.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -110,16 +112,9 @@ async function startStratus(): Promise<{ target: Target; dataDir: string; stop: 
   const env: Record<string, string> = { STRATUS_GUEST_IMAGE_CACHE: '/var/tmp/stratus-test-cache/guest-image', STRATUS_COMPUTE__ACCEL: 'tcg' };
   if (THREADPOOL > 0) env['UV_THREADPOOL_SIZE'] = String(THREADPOOL);
   const cloud = await startBenchCloud(env);
-  const token = await cloud.token('demo');
-  const who = (await cloud.api(token, 'GET', '/identity/v3/auth/tokens', undefined, { 'x-subject-token': token })).body as {
-    token: { user: { id: string }; project: { id: string }; catalog: Array<{ type: string; endpoints: Array<{ interface: string; url: string }> }> };
-  };
-  const storage = who.token.catalog.find((s) => s.type === 'object-store')!.endpoints.find((e) => e.interface === 'public')!.url;
-  // An EC2 credential of the same user and project, for the S3 API.
-  const made = await cloud.api(token, 'POST', `/identity/v3/users/${who.token.user.id}/credentials/OS-EC2`, { tenant_id: who.token.project.id });
-  const credential = (made.body as { credential: { access: string; secret: string } }).credential;
+  const { token, storageUrl, access, secret } = await objectAccess(cloud);
   return {
-    target: { label: 'stratus', dataDir: join(cloud.dataDir, 'object'), pids: () => [cloud.proc.pid!], url: storage, token, s3: { endpoint: cloud.s3Url, access: credential.access, secret: credential.secret, region: 'RegionOne' } },
+    target: { label: 'stratus', dataDir: join(cloud.dataDir, 'object'), pids: () => [cloud.proc.pid!], url: storageUrl, token, s3: { endpoint: cloud.s3Url, access, secret, region: 'RegionOne' } },
     dataDir: cloud.dataDir,
     stop: () => cloud.stop(),
   };
@@ -256,8 +251,9 @@ function printApiTable() {
   console.log(lines.join('\n'));
 }
 
-/** Results of the wrk workloads, by "<target> <api>". */
+/** Results of the wrk workloads, by "<target> <api>": the best of the rounds, and every round in run order. */
 const wrkResults: Record<string, WrkLoadResult> = {};
+const wrkRounds: Record<string, WrkLoadResult[]> = {};
 
 function printWrkTable() {
   const cols = Object.keys(wrkResults);
@@ -280,6 +276,17 @@ function printWrkTable() {
     );
   }
   lines.push('(µs) = server CPU per request, all its processes. GET: the first 1,000 objects written, cycling (objload.py reads its 1,000); GET all: every object the PUT runs wrote');
+  // The APIs of a target run in ABBA order (Swift, S3, S3, Swift, ...). When
+  // the server slows steadily through the run, the best of the rounds favours
+  // the API that goes first (its first round is the run's earliest); the
+  // mean of each API's rounds cancels a steady drift, so it is printed too.
+  const s3r = wrkRounds['stratus S3'];
+  const swr = wrkRounds['stratus Swift'];
+  if (s3r?.length && swr?.length) {
+    const mean = (l: WrkLoadResult[], f: (r: WrkLoadResult) => { rps: number }) => l.reduce((a, r) => a + f(r).rps, 0) / l.length;
+    lines.push(`stratus S3/Swift, mean of each API's ${ROUNDS} rounds (ABBA order): ` + rows.map(([name, f]) => `${name} ${((mean(s3r, f) / mean(swr, f)) * 100).toFixed(0)}%`).join(', '));
+    for (const [label, l] of [['Swift', swr], ['S3', s3r]] as const) lines.push(`stratus ${label} rounds (req/s, in run order): ` + rows.map(([name, f]) => `${name} ${l.map((r) => f(r).rps.toFixed(0)).join('/')}`).join(', '));
+  }
   console.log(lines.join('\n'));
 }
 
@@ -290,7 +297,14 @@ const apisOf = (t: Target): ObjectApi[] => [swiftApi(`${t.label} Swift`, t.url, 
  * Runs `run` on every API of every target `ROUNDS` times, the APIs of a
  * target taking turns, and keeps the best result per API in `into`.
  */
-async function inRounds<R>(what: string, targets: Target[], into: Record<string, R>, best: (a: R, b: R) => R, run: (api: ObjectApi, t: Target) => Promise<R>): Promise<void> {
+async function inRounds<R>(
+  what: string,
+  targets: Target[],
+  into: Record<string, R>,
+  best: (a: R, b: R) => R,
+  run: (api: ObjectApi, t: Target) => Promise<R>,
+  every?: Record<string, R[]>,
+): Promise<void> {
   for (const t of targets) {
     const apis = apisOf(t);
     for (let round = 1; round <= ROUNDS; round++) {
@@ -303,6 +317,7 @@ async function inRounds<R>(what: string, targets: Target[], into: Record<string,
           const r = await run(api, t);
           const prev = into[api.label];
           into[api.label] = prev === undefined ? r : best(prev, r);
+          if (every) (every[api.label] ??= []).push(r);
         } catch (e) {
           console.log(`${api.label}: failed: ${(e as Error).message}`);
         }
@@ -362,7 +377,9 @@ async function main() {
     if (WORKLOADS.has('wrk')) {
       await inRounds('wrk workloads', targets, wrkResults, bestOfWrk, (api, t) =>
         runWrkLoad(api, { seconds: WRK_SECONDS, keys: WRK_KEYS, serverCpuUs: () => processTreeCpuUs(t.pids()) }),
+        wrkRounds,
       );
+      if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ wrkRounds }) + '\n', { flag: 'a' });
     }
     if (WORKLOADS.has('big')) (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
   } finally {
