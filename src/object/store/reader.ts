@@ -101,6 +101,20 @@ export class VerifiedReader extends Readable {
     }
   }
 
+  /** A read's bytes once they have passed the file's block checks (throws if not). */
+  private async verified(item: Pending): Promise<Buffer> {
+    const buf = await item.p;
+    if (!item.file.data) verifyBlocks(buf, item.pos, item.file.table, item.file.footer.blockSize, item.file.footer.dataLen);
+    return buf;
+  }
+
+  /** The part of a read (whole blocks) inside the range asked for. */
+  private wanted(item: Pending, buf: Buffer): Buffer {
+    const from = Math.max(this.start, item.pos) - item.pos;
+    const to = Math.min(this.endExcl, item.pos + item.len) - item.pos;
+    return from === 0 && to === buf.length ? buf : buf.subarray(from, to);
+  }
+
   override _read(): void {
     if (this.running) {
       this.again = true;
@@ -122,17 +136,14 @@ export class VerifiedReader extends Readable {
         }
         let buf: Buffer;
         try {
-          buf = await item.p;
-          if (!item.file.data) verifyBlocks(buf, item.pos, item.file.table, item.file.footer.blockSize, item.file.footer.dataLen);
+          buf = await this.verified(item);
         } catch (e) {
           if (this.destroyed) return;
           await this.failover(e, item.pos);
           continue;
         }
         if (this.destroyed) return;
-        const from = Math.max(this.start, item.pos) - item.pos;
-        const to = Math.min(this.endExcl, item.pos + item.len) - item.pos;
-        const more = this.push(from === 0 && to === buf.length ? buf : buf.subarray(from, to));
+        const more = this.push(this.wanted(item, buf));
         if (!more) {
           if (this.again) {
             this.again = false;
@@ -179,8 +190,7 @@ export class VerifiedReader extends Readable {
         }
         let buf: Buffer;
         try {
-          buf = await item.p;
-          if (!item.file.data) verifyBlocks(buf, item.pos, item.file.table, item.file.footer.blockSize, item.file.footer.dataLen);
+          buf = await this.verified(item);
         } catch (e) {
           if (item.pooled) giveBack(item.pooled);
           if (gone()) return null;
@@ -191,10 +201,8 @@ export class VerifiedReader extends Readable {
           if (item.pooled) giveBack(item.pooled);
           return null;
         }
-        const from = Math.max(this.start, item.pos) - item.pos;
-        const to = Math.min(this.endExcl, item.pos + item.len) - item.pos;
         const pooled = item.pooled;
-        const more = out.write(from === 0 && to === buf.length ? buf : buf.subarray(from, to), pooled ? () => giveBack(pooled) : undefined);
+        const more = out.write(this.wanted(item, buf), pooled ? () => giveBack(pooled) : undefined);
         if (!more && !gone()) await new Promise<void>((resolve) => (wake = resolve));
         wake = null;
       }
