@@ -49,12 +49,13 @@ export class Auditor extends PeriodicTask<AuditStats> {
       if (!disk.isUp(dev)) continue;
       for (const kind of KINDS) {
         for (const part of await disk.listPartitions(dev, kind)) {
-          for (const hash of await disk.listHashes(dev, kind, part)) {
+          const { all, dirs } = await disk.listHashes(dev, kind, part);
+          for (const hash of all) {
             if (signal.aborted) {
               stats.aborted = true;
               break outer;
             }
-            const versions = (await disk.listVersions(dev, kind, part, hash)) ?? [];
+            const versions = (await disk.listVersions(dev, kind, part, hash, dirs.has(hash))) ?? [];
             for (const v of versions) {
               await this.auditFile(dev, kind, part, hash, v, stats, t0);
             }

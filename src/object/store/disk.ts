@@ -266,10 +266,15 @@ export class Disk {
 
   // ---------------------------------------------------------------- reading
 
-  /** Parsed versions in one device's hash directory; null when the device failed. */
-  async listVersions(dev: RingDevice, kind: Kind, part: number, hash: string): Promise<Version[] | null> {
+  /**
+   * Parsed versions in one device's hash directory and pack; null when the
+   * device failed. `dir` false: the caller knows there is no hash directory
+   * (listHashes), so only the pack is looked at — for a small object that
+   * saves a failing readdir, whose error costs more than the rest together.
+   */
+  async listVersions(dev: RingDevice, kind: Kind, part: number, hash: string, dir = true): Promise<Version[] | null> {
     try {
-      const names = await readdirOrEmpty(this.hashDir(dev, kind, part, hash));
+      const names = dir ? await readdirOrEmpty(this.hashDir(dev, kind, part, hash)) : [];
       const out: Version[] = [];
       for (const n of names) {
         const v = parseFileName(n);
@@ -428,16 +433,18 @@ export class Disk {
     return [...parts];
   }
 
-  /** Hash directories present in one partition of a device. */
-  async listHashes(dev: RingDevice, kind: Kind, part: number): Promise<string[]> {
+  /**
+   * Hashes present in one partition of a device (`all`), and those of them
+   * that have a hash directory (`dirs`; the others are only in the pack).
+   */
+  async listHashes(dev: RingDevice, kind: Kind, part: number): Promise<{ all: string[]; dirs: ReadonlySet<string> }> {
     const names = await readdirOrEmpty(this.partDir(dev, kind, part));
-    const hashes = names.filter((n) => /^[0-9a-f]{32}$/.test(n));
-    if (kind !== 'objects') return hashes;
-    const packed = this.packs.get(dev.id)!.index.hashesIn(part);
-    if (!packed.length) return hashes;
-    const all = new Set(hashes);
+    const dirs = new Set(names.filter((n) => /^[0-9a-f]{32}$/.test(n)));
+    const packed = kind === 'objects' ? this.packs.get(dev.id)!.index.hashesIn(part) : [];
+    if (!packed.length) return { all: [...dirs], dirs };
+    const all = new Set(dirs);
     for (const h of packed) all.add(h);
-    return [...all];
+    return { all: [...all], dirs };
   }
 
   /** Unlinks every file of a hash directory, then the directory. */

@@ -61,6 +61,9 @@ export interface ObjectIndexRow {
   deleteAt: number | null;
 }
 
+/** The version an object's row names. */
+export type ObjectRowState = Pick<ObjectIndexRow, 'ts' | 'metaTs' | 'deleted'>;
+
 export type ObjectUpdate =
   | { op: 'put'; cid: number; name: string; ts: Timestamp; size: number; etag: string; contentType: string; deleteAt: number | null; hash: Buffer }
   | { op: 'delete'; cid: number; name: string; ts: Timestamp; hash: Buffer }
@@ -115,6 +118,18 @@ interface RawObj {
   content_type: string;
   delete_at: number | null;
 }
+const objectRow = (r: RawObj & { cid: number }): ObjectIndexRow => ({
+  cid: r.cid,
+  name: r.name,
+  ts: r.ts,
+  metaTs: r.meta_ts,
+  deleted: r.deleted !== 0,
+  size: r.size,
+  etag: r.etag,
+  contentType: r.content_type,
+  deleteAt: r.delete_at,
+});
+
 interface RawContainer {
   id: number;
   account: string;
@@ -311,6 +326,8 @@ export class IndexDb {
       insAccount: db.prepare('INSERT INTO accounts (name, hash, ts, put_ts, deleted, user_meta, sys_meta) VALUES (?, ?, ?, ?, ?, ?, ?)'),
       updAccount: db.prepare('UPDATE accounts SET ts = ?, put_ts = ?, deleted = ?, user_meta = ?, sys_meta = ? WHERE name = ?'),
       objByHash: db.prepare('SELECT cid, name, ts, meta_ts, deleted, size, etag, content_type, delete_at FROM objects WHERE hash = ?'),
+      objStateFrom: db.prepare('SELECT hash, ts, meta_ts, deleted FROM objects WHERE hash >= ?'),
+      objStateRange: db.prepare('SELECT hash, ts, meta_ts, deleted FROM objects WHERE hash >= ? AND hash < ?'),
       containerByHash: db.prepare('SELECT * FROM containers WHERE hash = ?'),
       accountByHash: db.prepare('SELECT * FROM accounts WHERE hash = ?'),
       expired: db.prepare(
@@ -412,17 +429,26 @@ export class IndexDb {
 
   /** Listing rows whose files have this path hash (normally one). */
   objectsByHash(hash: Buffer): ObjectIndexRow[] {
-    return (this.s.objByHash!.all(hash) as Array<RawObj & { cid: number }>).map((r) => ({
-      cid: r.cid,
-      name: r.name,
-      ts: r.ts,
-      metaTs: r.meta_ts,
-      deleted: r.deleted !== 0,
-      size: r.size,
-      etag: r.etag,
-      contentType: r.content_type,
-      deleteAt: r.delete_at,
-    }));
+    return (this.s.objByHash!.all(hash) as Array<RawObj & { cid: number }>).map(objectRow);
+  }
+
+  /**
+   * The versions (timestamps and deleted flag) the rows of every object
+   * whose hash is in `[lo, hi)` name (`hi` null: no upper bound), by hex
+   * hash: one query for a whole ring partition, whose hashes are one such
+   * range, instead of one per hash.
+   */
+  objectStatesByHashRange(lo: Buffer, hi: Buffer | null): Map<string, ObjectRowState[]> {
+    const raw = (hi ? this.s.objStateRange!.all(lo, hi) : this.s.objStateFrom!.all(lo)) as Array<{ hash: Buffer; ts: string; meta_ts: string | null; deleted: number }>;
+    const out = new Map<string, ObjectRowState[]>();
+    for (const r of raw) {
+      const h = r.hash.toString('hex');
+      const st = { ts: r.ts, metaTs: r.meta_ts, deleted: r.deleted !== 0 };
+      const list = out.get(h);
+      if (list) list.push(st);
+      else out.set(h, [st]);
+    }
+    return out;
   }
 
   /**

@@ -5,6 +5,7 @@ import { closeQuietly } from './fsutil.js';
 import type { RingDevice } from './ring.js';
 import { formatTicks } from './timestamp.js';
 import type { ObjectStore } from './store.js';
+import type { ObjectRowState } from './index-db.js';
 
 export interface ReplicationStats {
   partitions: number;
@@ -164,7 +165,20 @@ export class Replicator extends PeriodicTask<ReplicationStats> {
       ...handoffs.map((dev) => ({ dev, primary: false })),
     ];
     const hashes = new Set<string>();
-    for (const d of devs) if (disk.isUp(d.dev)) for (const h of await disk.listHashes(d.dev, kind, part)) hashes.add(h);
+    /** Per device: the hashes with a hash directory there (the others are looked up in its pack only). */
+    const dirs = new Map<number, ReadonlySet<string>>();
+    for (const d of devs) {
+      if (!disk.isUp(d.dev)) continue;
+      const listed = await disk.listHashes(d.dev, kind, part);
+      dirs.set(d.dev.id, listed.dirs);
+      for (const h of listed.all) hashes.add(h);
+    }
+    // The listing rows of the whole partition, read at once (a partition is one range of hashes).
+    let rows: Map<string, ObjectRowState[]> | null = null;
+    if (kind === 'objects') {
+      const { lo, hi } = ring.hashRange(part);
+      rows = this.store.index.objectStatesByHashRange(lo, hi);
+    }
     let handoffLeft = false;
     await eachLimit(hashes, HASH_CONCURRENCY, async (hash) => {
       if (signal.aborted) {
@@ -174,13 +188,13 @@ export class Replicator extends PeriodicTask<ReplicationStats> {
       stats.hashes++;
       try {
         const perDevice: DeviceVersions[] = await Promise.all(
-          devs.map(async (d) => ({ ...d, versions: disk.isUp(d.dev) ? await disk.listVersions(d.dev, kind, part, hash) : null })),
+          devs.map(async (d) => ({ ...d, versions: disk.isUp(d.dev) ? await disk.listVersions(d.dev, kind, part, hash, dirs.get(d.dev.id)?.has(hash) ?? true) : null })),
         );
         const g = mergeVersions(kind, part, hash, perDevice);
         if (repair) {
           if (!(await this.syncHash(g, stats, cutoff))) handoffLeft = true;
         }
-        if (await this.store.reconcile(g)) stats.reconciled++;
+        if (await this.store.reconcile(g, rows ? (rows.get(hash) ?? []) : undefined)) stats.reconciled++;
       } catch (e) {
         handoffLeft = true;
         stats.errors++;

@@ -213,6 +213,16 @@ export class Ring {
     return parseInt(hash.slice(0, 8), 16) >>> this.partShift;
   }
 
+  /** The hashes of a partition: `[lo, hi)` as 16-byte big-endian values (`hi` null for the last partition). */
+  hashRange(partition: number): { lo: Buffer; hi: Buffer | null } {
+    const at = (p: number) => {
+      const b = Buffer.alloc(16);
+      b.writeUInt32BE(this.partPower === 0 ? 0 : p * 2 ** this.partShift, 0);
+      return b;
+    };
+    return { lo: at(partition), hi: partition + 1 < this.partCount ? at(partition + 1) : null };
+  }
+
   /** Primary devices of a partition, in replica order. */
   primaries(partition: number): RingDevice[] {
     const out: RingDevice[] = [];

@@ -20,7 +20,7 @@ import {
   type TombstoneRecord,
   type Version,
 } from './format.js';
-import { IndexDb, LISTING_LIMIT, type ContainerEntry, type ContainerRow, type ListOptions, type ObjectEntry, type SubdirEntry } from './index-db.js';
+import { IndexDb, LISTING_LIMIT, type ContainerEntry, type ContainerRow, type ListOptions, type ObjectEntry, type ObjectRowState, type SubdirEntry } from './index-db.js';
 import {
   BadRequestError,
   ClientDisconnectError,
@@ -1199,15 +1199,17 @@ export class ObjectStore {
   /**
    * Brings the listing index in line with the newest record of one hash
    * directory (used by the replicator, and to rebuild a lost index).
+   * `known`: for an object, the versions its index rows named a moment ago
+   * (the replicator reads a partition's at once); read here when absent.
    * Returns true when the index changed.
    * @internal
    */
-  async reconcile(g: Gathered): Promise<boolean> {
+  async reconcile(g: Gathered, known?: readonly ObjectRowState[]): Promise<boolean> {
     if (!g.base) return false;
     const hash = Buffer.from(g.hash, 'hex');
     const base = g.base;
     if (g.kind === 'objects') {
-      const rows = this.index.objectsByHash(hash);
+      const rows = known ?? this.index.objectsByHash(hash);
       if (rows.length === 1) {
         const r = rows[0]!;
         const metaOk = !g.meta || (r.metaTs !== null && r.metaTs >= g.meta.ts);

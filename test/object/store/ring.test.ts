@@ -63,6 +63,26 @@ describe('Ring', () => {
     }
   });
 
+  test("a partition's hashes are exactly those in its hashRange", () => {
+    for (const partPower of [0, 4, 10]) {
+      const ring = Ring.build({ partPower, replicas: 3, devices: sixDevices() }, '/r');
+      const last = ring.hashRange(ring.partCount - 1);
+      assert.equal(last.hi, null, 'the last range is open above');
+      for (let i = 0; i < 2000; i++) {
+        const h = ring.hashPath('AUTH_x', 'c', `o${i}`);
+        const hb = Buffer.from(h, 'hex');
+        const inRange = (p: number) => {
+          const { lo, hi } = ring.hashRange(p);
+          return Buffer.compare(lo, hb) <= 0 && (hi === null || Buffer.compare(hb, hi) < 0);
+        };
+        const p = ring.partitionOf(h);
+        assert.ok(inRange(p), `${h} in partition ${p}'s range`);
+        if (p > 0) assert.ok(!inRange(p - 1));
+        if (p + 1 < ring.partCount) assert.ok(!inRange(p + 1));
+      }
+    }
+  });
+
   test('placement is stable across save and load', async () => {
     const { dir, cleanup } = tempDir('ring');
     try {
