@@ -21,7 +21,7 @@
  *
  *   npx tsx bench/object/run.ts [--objects 1000] [--big-mib 256] [--list-count 10000]
  *                               [--no-swift] [--threadpool 16] [--json-out FILE] [--workloads small,big,list,api]
- *                               [--warmup 3000] [--rounds 2] [--wrk-seconds 10] [--wrk-keys 30000]
+ *                               [--warmup 3000] [--rounds 2] [--wrk-seconds 10] [--wrk-keys 60000]
  *
  * The one-client and wrk workloads run `--rounds` times, the APIs taking
  * turns and swapping who goes first each round (Swift API, S3 API; S3 API,
@@ -62,7 +62,7 @@ const WITH_SWIFT = !args.includes('--no-swift') && existsSync('/usr/bin/swift-pr
 const JSON_OUT = arg('json-out', '');
 const WORKLOADS = new Set(arg('workloads', 'small,big,list,api,wrk').split(','));
 const WRK_SECONDS = Number(arg('wrk-seconds', '10'));
-const WRK_KEYS = Number(arg('wrk-keys', '30000'));
+const WRK_KEYS = Number(arg('wrk-keys', '60000'));
 const WARMUP = Number(arg('warmup', '3000'));
 const ROUNDS = Math.max(1, Number(arg('rounds', '2')));
 
