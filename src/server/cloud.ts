@@ -110,7 +110,7 @@ export class Cloud {
     mountService(this.app, this.policy, { prefix: '/identity/v3', format: 'keystone', routes: identityRoutes(this.identity, { base: `${base}/identity/v3` }, this.policy) });
     registerDashboard(this.app);
     this.states.identity = 'ok';
-    this.objectStore = await ObjectStore.open({ root: join(this.config.dataDir, 'object'), logger: this.log, replicationIntervalMs: 300_000, auditIntervalMs: 3_600_000, auditBytesPerSecond: 32 * 1024 * 1024, smallObjectCacheBytes: this.config.object.smallObjectCacheMiB * 1024 * 1024, packMaxBytes: this.config.object.packMaxKiB * 1024 });
+    this.objectStore = await ObjectStore.open({ root: join(this.config.dataDir, 'object'), logger: this.log, replicationIntervalMs: 300_000, replicationDutyCycle: 0.25, auditIntervalMs: 3_600_000, auditBytesPerSecond: 32 * 1024 * 1024, smallObjectCacheBytes: this.config.object.smallObjectCacheMiB * 1024 * 1024, packMaxBytes: this.config.object.packMaxKiB * 1024 });
     await this.startSwift();
     await this.startImage();
 

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PeriodicTask, eachLimit } from './daemon.js';
 import { KINDS, mergeVersions, type DeviceVersions, type Gathered, type Kind } from './disk.js';
 import { CorruptFileError, obsoleteVersions, type Version } from './format.js';
@@ -26,6 +27,8 @@ export interface ReplicationStats {
   tmpRemoved: number;
   /** Pack segments rewritten and removed (mostly dead ones). */
   packsCompacted: number;
+  /** Time spent pausing between partitions (the duty cycle). */
+  pausedMs: number;
   errors: number;
   aborted: boolean;
   durationMs: number;
@@ -43,6 +46,7 @@ const newStats = (): ReplicationStats => ({
   expired: 0,
   tmpRemoved: 0,
   packsCompacted: 0,
+  pausedMs: 0,
   errors: 0,
   aborted: false,
   durationMs: 0,
@@ -68,8 +72,15 @@ const HASH_CONCURRENCY = 4;
  * segments and expires objects whose X-Delete-At has passed.
  */
 export class Replicator extends PeriodicTask<ReplicationStats> {
-  constructor(private readonly store: ObjectStore) {
+  private readonly dutyCycle: number;
+
+  constructor(
+    private readonly store: ObjectStore,
+    dutyCycle = 1,
+  ) {
     super('replicator', store.log);
+    if (!(dutyCycle > 0 && dutyCycle <= 1)) throw new RangeError('replicationDutyCycle must be in (0, 1]');
+    this.dutyCycle = dutyCycle;
   }
 
   /** Removes abandoned temp files on every device. */
@@ -112,11 +123,17 @@ export class Replicator extends PeriodicTask<ReplicationStats> {
           break;
         }
         stats.partitions++;
+        const t = performance.now();
         try {
           await this.partition(kind, part, holders.get(part)!, stats, repair, cutoff, signal);
         } catch (e) {
           stats.errors++;
           this.log.error({ kind, partition: part, err: String(e) }, 'replication of partition failed');
+        }
+        if (this.dutyCycle < 1) {
+          const p0 = performance.now();
+          await sleep(((p0 - t) * (1 - this.dutyCycle)) / this.dutyCycle, undefined, { signal }).catch(() => {}); // aborted: the loop stops next
+          stats.pausedMs += performance.now() - p0;
         }
       }
     }

@@ -67,6 +67,13 @@ export interface OpenOptions {
   reclaimAgeSeconds?: number;
   /** Start the replicator in the background with this period (off by default). */
   replicationIntervalMs?: number;
+  /**
+   * Share of the time a replicator pass may be busy (0 < x ≤ 1, default 1):
+   * below 1 it pauses after each partition in proportion to the time the
+   * partition took, so a pass over many hashes spreads out instead of taking
+   * a burst of CPU from requests.
+   */
+  replicationDutyCycle?: number;
   /** Start the auditor in the background with this period (off by default). */
   auditIntervalMs?: number;
   /** Auditor read rate limit (bytes/s; default unlimited). */
@@ -318,7 +325,7 @@ export class ObjectStore {
   ) {
     this.maxObjectSize = opts.maxObjectSize ?? LIMITS.maxObjectSize;
     this.reclaimAgeSeconds = opts.reclaimAgeSeconds ?? 7 * 24 * 3600;
-    this.replicator = new Replicator(this);
+    this.replicator = new Replicator(this, opts.replicationDutyCycle);
     this.auditor = new Auditor(this, opts.auditBytesPerSecond);
     this.cache = new SmallObjectCache(opts.smallObjectCacheBytes ?? 0, PROBE_SIZE - 1);
   }
@@ -331,6 +338,8 @@ export class ObjectStore {
    * background.
    */
   static async open(opts: OpenOptions): Promise<ObjectStore> {
+    const duty = opts.replicationDutyCycle ?? 1;
+    if (!(duty > 0 && duty <= 1)) throw new RangeError('replicationDutyCycle must be in (0, 1]');
     const root = resolve(opts.root);
     mkdirSync(root, { recursive: true });
     acquireLock(root);

@@ -128,20 +128,23 @@ describe('replication and auditing', () => {
     }
   });
 
-  test('a deleted replica file is restored by the replicator', async () => {
+  test('a deleted replica file is restored by the replicator (pausing between partitions at a duty cycle below 1)', async () => {
     const { store, done } = await withStore();
     try {
       await store.putContainer(A, 'c');
       await store.putObject(A, 'c', 'o', 'x'.repeat(1000));
       await store.putObject(A, 'c', 'big', pattern(600_000));
+      assert.equal((await store.replicator.runOnce()).pausedMs, 0, 'no pauses at the default duty cycle');
       await store.close();
-      const s2 = await ObjectStore.open({ root: store.root });
+      await assert.rejects(ObjectStore.open({ root: store.root, replicationDutyCycle: 0 }), RangeError);
+      const s2 = await ObjectStore.open({ root: store.root, replicationDutyCycle: 0.5 });
       try {
         await unlink((await replicaFiles(s2, A, 'c', 'o'))[0]![0]!);
         const bigFiles = await replicaFiles(s2, A, 'c', 'big');
         await rm(dirname(bigFiles[2]![0]!), { recursive: true });
         const first = await s2.replicator.runOnce();
         assert.equal(first.copied, 2);
+        assert.ok(first.pausedMs > 0, 'it paused between partitions');
         await assertHealthy(s2, 'o');
         await assertHealthy(s2, 'big');
         const second = await s2.replicator.runOnce();
