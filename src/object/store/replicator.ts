@@ -72,15 +72,12 @@ const HASH_CONCURRENCY = 4;
  * segments and expires objects whose X-Delete-At has passed.
  */
 export class Replicator extends PeriodicTask<ReplicationStats> {
-  private readonly dutyCycle: number;
-
   constructor(
     private readonly store: ObjectStore,
-    dutyCycle = 1,
+    /** Share of a repair pass's time it may be busy (see OpenOptions.replicationDutyCycle). */
+    private readonly dutyCycle = 1,
   ) {
     super('replicator', store.log);
-    if (!(dutyCycle > 0 && dutyCycle <= 1)) throw new RangeError('replicationDutyCycle must be in (0, 1]');
-    this.dutyCycle = dutyCycle;
   }
 
   /** Removes abandoned temp files on every device. */
@@ -130,7 +127,8 @@ export class Replicator extends PeriodicTask<ReplicationStats> {
           stats.errors++;
           this.log.error({ kind, partition: part, err: String(e) }, 'replication of partition failed');
         }
-        if (this.dutyCycle < 1) {
+        // Pauses in repair passes only: an index rebuild at open should be done as soon as it can.
+        if (repair && this.dutyCycle < 1) {
           const p0 = performance.now();
           await sleep(((p0 - t) * (1 - this.dutyCycle)) / this.dutyCycle, undefined, { signal }).catch(() => {}); // aborted: the loop stops next
           stats.pausedMs += performance.now() - p0;
