@@ -393,15 +393,23 @@ export class Disk {
     }
   }
 
-  /** Unlinks obsolete versions in one hash directory (in the background, once at a time). */
+  /**
+   * Unlinks obsolete versions in one hash directory and pack (in the
+   * background, once at a time). Where the partition has no directory on
+   * the device (known since open: small objects live in the pack), the hash
+   * directory is not listed: a failing readdir builds an error that costs
+   * more than the rest, and this runs after every overwrite and delete. Were
+   * the set ever behind, obsolete files would only wait for the replicator.
+   */
   scheduleCleanup(dev: RingDevice, kind: Kind, part: number, hash: string): void {
     const dir = this.hashDir(dev, kind, part, hash);
     if (this.cleaning.has(dir)) return;
     this.cleaning.add(dir);
+    const mayHaveDir = this.knownPartDirs.has(this.partDir(dev, kind, part));
     this.track(
       (async () => {
         try {
-          const versions = await this.listVersions(dev, kind, part, hash);
+          const versions = await this.listVersions(dev, kind, part, hash, mayHaveDir);
           if (!versions || versions.length < 2) return;
           await Promise.all(obsoleteVersions(versions).map((v) => this.removeVersion(dev, kind, part, hash, v.file)));
         } finally {
