@@ -165,7 +165,8 @@ export class PackIndex {
 
   /** Bytes of the typed arrays (what the index costs off the JS heap). */
   get bytes(): number {
-    return this.cap * (SLOT_WORDS * 4 + 4 * 4 + 8 + 1 + 3 * 4) + this.buckets.length * 4;
+    const arrays = [this.key, this.seg, this.off, this.len, this.part, this.ticks, this.ext, this.next, this.pnext, this.pprev, this.buckets];
+    return arrays.reduce((n, a) => n + a.byteLength, 0);
   }
 
   // ------------------------------------------------------------- internals
