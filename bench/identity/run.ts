@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { freePort, rssMb } from '../lib/cloud.js';
+import { ensureBuilt, freePort, rssMb } from '../lib/cloud.js';
 import { wrk, fmt } from '../lib/wrk.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
@@ -17,6 +17,7 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 
 async function main() {
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-id-'));
+  ensureBuilt();
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const cost = Number(process.env.BENCH_BCRYPT_COST ?? 12);

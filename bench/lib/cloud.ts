@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../test/helpers/cloud-process.js';
@@ -26,12 +26,40 @@ export interface BenchCloud {
 /** Extra node flags for the cloud process, e.g. STRATUS_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'. */
 const nodeArgs = () => (process.env['STRATUS_BENCH_NODE_ARGS'] ?? '').split(/\s+/).filter(Boolean);
 
+/** Newest modification time (ms) of a .ts file under `dir`. */
+function newestTs(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith('.ts')) newest = Math.max(newest, statSync(join(e.parentPath, e.name)).mtimeMs);
+  }
+  return newest;
+}
+
 /**
- * Starts the built cloud (dist/) on a temp data dir for a benchmark.
+ * Builds dist/ when it is missing or older than a file under src/: a bench
+ * must measure the code in the tree, not whatever was built last.
+ */
+export function ensureBuilt(): void {
+  const main = join(ROOT, 'dist/cli/main.js');
+  let built = 0;
+  try {
+    built = statSync(main).mtimeMs;
+  } catch {
+    /* not built */
+  }
+  if (built >= newestTs(join(ROOT, 'src'))) return;
+  console.log(built ? 'dist/ is older than src/: building…' : 'building dist/…');
+  execFileSync('npx', ['--no-install', 'tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+/**
+ * Starts the built cloud (dist/, rebuilt first when stale) on a temp data dir for a benchmark.
  * STRATUS_BENCH_MAIN (in `env` or the environment) names another build's
  * `cli/main.js`, to compare two builds side by side.
  */
 export async function startBenchCloud(env: Record<string, string> = {}, args: string[] = []): Promise<BenchCloud> {
+  const other = env['STRATUS_BENCH_MAIN'] ?? process.env['STRATUS_BENCH_MAIN'];
+  if (!other) ensureBuilt();
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-bench-'));
   // The data plane lives in a namespace made for this run, never in the root namespace.
   const netns = `stratus-b-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
@@ -41,7 +69,7 @@ export async function startBenchCloud(env: Record<string, string> = {}, args: st
   const url = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
   const s3Port = await freePort();
-  const proc = spawn(process.execPath, [...nodeArgs(), env['STRATUS_BENCH_MAIN'] ?? process.env['STRATUS_BENCH_MAIN'] ?? join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${s3Port}`, '--log-level', 'warn', '--host-netns', netns, ...args], {
+  const proc = spawn(process.execPath, [...nodeArgs(), other ?? join(ROOT, 'dist/cli/main.js'), 'up', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--s3-listen', `127.0.0.1:${s3Port}`, '--log-level', 'warn', '--host-netns', netns, ...args], {
     env: { ...process.env, STRATUS_IDENTITY__PASSWORD_HASH_COST: '8', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

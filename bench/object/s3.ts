@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runLoad, s3Api, warmUp, type LoadResult } from './load.js';
-import { freePort } from '../lib/cloud.js';
+import { ensureBuilt, freePort } from '../lib/cloud.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 
@@ -47,6 +47,7 @@ export async function runS3Bench(o: S3BenchOptions): Promise<LoadResult> {
 
 /** Starts dist/ on a temp data dir; returns the S3 endpoint and an admin EC2 credential. */
 async function startCloud(): Promise<{ endpoint: string; access: string; secret: string; stop: () => Promise<void> }> {
+  ensureBuilt();
   const dataDir = mkdtempSync(join(tmpdir(), 'stratus-s3bench-'));
   const port = await freePort();
   const s3Port = await freePort();
