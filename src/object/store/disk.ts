@@ -160,6 +160,10 @@ export function quorumOf(promises: Promise<unknown>[], q: number): { acked: Prom
 /** Files up to this size are read whole with one read call. */
 export const PROBE_SIZE = 64 * 1024;
 const DOWN_MS = 10_000;
+const HD_NONE = 0;
+const HD_SOME = 1;
+const HD_UNKNOWN = 2;
+const HD_LEARNING = 3;
 
 export class Disk {
   readonly quorum: number;
@@ -168,6 +172,17 @@ export class Disk {
   /** `kind:partition` known to hold data on a non-primary device. */
   readonly handoffParts = new Set<string>();
   private readonly knownPartDirs = new Set<string>();
+  /**
+   * Per device, per object partition: whether the partition may hold hash
+   * directories (HD_NONE, HD_SOME, HD_UNKNOWN, HD_LEARNING). Small objects
+   * live in the pack and have none, so the cleanup after an overwrite or a
+   * delete need not list a directory that is not there (a failing readdir
+   * costs a thread-pool round trip and an error object). `hdEpoch` counts
+   * hash directories created in the partition: a listing only marks it
+   * HD_NONE if none was created while it ran.
+   */
+  private readonly hashDirState = new Map<number, Uint8Array>();
+  private readonly hdEpoch = new Map<number, Uint32Array>();
   private readonly downUntil = new Map<number, number>();
   private readonly cleaning = new Set<string>();
   private tmpCounter = 0;
@@ -185,7 +200,31 @@ export class Disk {
     packSegmentBytes = 64 * 1024 * 1024,
   ) {
     this.quorum = Math.floor(ring.replicas / 2) + 1;
-    for (const dev of ring.devices) this.packs.set(dev.id, new DevicePack(dev, packSegmentBytes, log));
+    for (const dev of ring.devices) {
+      this.packs.set(dev.id, new DevicePack(dev, packSegmentBytes, log));
+      this.hashDirState.set(dev.id, new Uint8Array(ring.partCount).fill(HD_UNKNOWN));
+      this.hdEpoch.set(dev.id, new Uint32Array(ring.partCount));
+    }
+  }
+
+  /**
+   * Whether an object partition on a device may hold hash directories. The
+   * first ask about a partition starts a listing of it (answering "maybe"
+   * until that is done).
+   */
+  private mayHaveHashDirs(dev: RingDevice, part: number): boolean {
+    const st = this.hashDirState.get(dev.id)![part]!;
+    if (st === HD_UNKNOWN) {
+      this.hashDirState.get(dev.id)![part] = HD_LEARNING;
+      this.track(this.listHashes(dev, 'objects', part).catch(() => this.noteHashDirs(dev, part, 0, true)));
+    }
+    return st !== HD_NONE;
+  }
+
+  /** Records what a listing of an object partition found (`epoch`: hdEpoch when it started). */
+  private noteHashDirs(dev: RingDevice, part: number, epoch: number, some: boolean): void {
+    const state = this.hashDirState.get(dev.id)!;
+    state[part] = some || this.hdEpoch.get(dev.id)![part] !== epoch ? HD_SOME : HD_NONE;
   }
 
   /** Scans the packs of every device that is up (on open). */
@@ -395,17 +434,15 @@ export class Disk {
 
   /**
    * Unlinks obsolete versions in one hash directory and pack (in the
-   * background, once at a time). Where the partition has no directory on
-   * the device (known since open: small objects live in the pack), the hash
-   * directory is not listed: a failing readdir builds an error that costs
-   * more than the rest, and this runs after every overwrite and delete. Were
-   * the set ever behind, obsolete files would only wait for the replicator.
+   * background, once at a time). Where the object partition holds no hash
+   * directory on the device (small objects live in the pack), the hash
+   * directory is not listed: this runs after every overwrite and delete.
    */
   scheduleCleanup(dev: RingDevice, kind: Kind, part: number, hash: string): void {
     const dir = this.hashDir(dev, kind, part, hash);
     if (this.cleaning.has(dir)) return;
     this.cleaning.add(dir);
-    const mayHaveDir = this.knownPartDirs.has(this.partDir(dev, kind, part));
+    const mayHaveDir = kind !== 'objects' || this.mayHaveHashDirs(dev, part);
     this.track(
       (async () => {
         try {
@@ -429,7 +466,9 @@ export class Disk {
   async learnPartDirs(): Promise<void> {
     for (const dev of this.ring.devices) {
       if (!this.isUp(dev)) continue;
-      for (const kind of KINDS) for (const p of await this.listPartitions(dev, kind)) this.knownPartDirs.add(this.partDir(dev, kind, p));
+      for (const kind of KINDS) {
+        for (const n of await readdirOrEmpty(`${dev.path}/${kind}`)) if (/^\d+$/.test(n)) this.knownPartDirs.add(this.partDir(dev, kind, Number(n)));
+      }
     }
   }
 
@@ -446,8 +485,10 @@ export class Disk {
    * that have a hash directory (`dirs`; the others are only in the pack).
    */
   async listHashes(dev: RingDevice, kind: Kind, part: number): Promise<{ all: string[]; dirs: ReadonlySet<string> }> {
+    const epoch = kind === 'objects' ? this.hdEpoch.get(dev.id)![part]! : 0;
     const names = await readdirOrEmpty(this.partDir(dev, kind, part));
     const dirs = new Set(names.filter((n) => /^[0-9a-f]{32}$/.test(n)));
+    if (kind === 'objects') this.noteHashDirs(dev, part, epoch, dirs.size > 0);
     const packed = kind === 'objects' ? this.packs.get(dev.id)!.index.hashesIn(part) : [];
     if (!packed.length) return { all: [...dirs], dirs };
     const all = new Set(dirs);
@@ -594,6 +635,11 @@ export class Disk {
         this.knownPartDirs.add(pd);
       }
       try {
+        if (kind === 'objects') {
+          this.hashDirState.get(dev.id)![part] = HD_SOME;
+          const epoch = this.hdEpoch.get(dev.id)!;
+          epoch[part] = epoch[part]! + 1;
+        }
         const created = await mkdirOne(hd);
         await renamePath(tmp, `${hd}/${file}`);
         await Promise.all([fsyncDir(hd), created ? fsyncDir(pd) : null]);

@@ -109,6 +109,35 @@ describe('pack logs', () => {
       assert.equal(await text(s2, 'o'), 'three');
     }));
 
+  test('small and large versions of one object replace each other: the older one goes, file or record', () =>
+    packCase({}, async ({ store }) => {
+      const place = store.ring.locate(A, 'c', 'o');
+      const packed = () => place.devices.map((d) => store.disk.packs.get(d.id)!.count(place.hash));
+      const files = async () => (await replicaFiles(store, A, 'c', 'o')).flat().length;
+      // Small over small: the partition is looked at once and found to hold no hash directory.
+      await store.putObject(A, 'c', 'o', 'one');
+      await store.putObject(A, 'c', 'o', 'two');
+      await store.drain();
+      assert.deepEqual(packed(), [1, 1, 1]);
+      // Large over small: a hash directory appears; the packed version goes.
+      const big = pattern(200_000, 5);
+      await store.putObject(A, 'c', 'o', big);
+      await store.drain();
+      assert.deepEqual(packed(), [0, 0, 0]);
+      assert.equal(await files(), 3);
+      assert.equal(md5(await body(store, 'o')), md5(big));
+      // Small over large: the file versions in the hash directories go.
+      await store.putObject(A, 'c', 'o', 'three');
+      await store.drain();
+      assert.deepEqual(packed(), [1, 1, 1]);
+      assert.equal(await files(), 0, 'no file version left behind');
+      assert.equal(await text(store, 'o'), 'three');
+      // And a delete over that leaves only the tombstone record.
+      await store.deleteObject(A, 'c', 'o');
+      await store.drain();
+      for (const d of place.devices) assert.deepEqual(store.disk.packs.get(d.id)!.versions(place.hash).map((e) => e.file.split('.').at(-1)), ['ts']);
+    }));
+
   test('a torn record at the end of a segment is cut off on open; writes go on', () =>
     packCase({}, async ({ store, root, reopen }) => {
       for (let i = 0; i < 20; i++) await store.putObject(A, 'c', `o${i}`, pattern(1000 + i, i + 1));
