@@ -40,8 +40,8 @@ const MAGIC = 0x53504b31; // 'SPK1'
 const HEADER = 36;
 const T_PUT = 1;
 const T_KILL = 2;
-/** Live records compaction copies at once (their appends then share group commits). */
-const COMPACT_GROUP = 64;
+/** Compaction reads the live records of a segment this many bytes at a time (their appends then share group commits). */
+const COMPACT_READ = 4 * 1024 * 1024;
 
 /** At most this many bytes go into one writev + fdatasync. */
 const MAX_BATCH_BYTES = 8 * 1024 * 1024;
@@ -334,15 +334,20 @@ export class DevicePack {
   // ---------------------------------------------------------------- reading
 
   /** The record bytes of an entry (one pread). */
-  async read(e: PackEntry): Promise<Buffer> {
-    const s = this.segs.get(e.seg);
-    if (!s) throw Object.assign(new Error(`pack segment ${e.seg} is gone`), { code: 'ENOENT' });
-    const buf = Buffer.allocUnsafe(e.len);
+  read(e: PackEntry): Promise<Buffer> {
+    return this.readSpan(e.seg, e.off, e.len);
+  }
+
+  /** `len` bytes of a segment from `off`. */
+  private async readSpan(seq: number, off: number, len: number): Promise<Buffer> {
+    const s = this.segs.get(seq);
+    if (!s) throw Object.assign(new Error(`pack segment ${seq} is gone`), { code: 'ENOENT' });
+    const buf = Buffer.allocUnsafe(len);
     s.readers++;
     try {
       let got = 0;
-      while (got < e.len) {
-        const n = await readAt(s.fd, buf, got, e.len - got, e.off + got);
+      while (got < len) {
+        const n = await readAt(s.fd, buf, got, len - got, off + got);
         if (n === 0) throw Object.assign(new Error('pack record cut short'), { code: 'ESHORT' });
         got += n;
       }
@@ -360,8 +365,9 @@ export class DevicePack {
    * points at the copies, then the old segment is unlinked. Segments go
    * oldest first, so kill records never need copying: every version a kill
    * record names lived in its own or an older segment, already gone.
-   * Copies go in groups (`COMPACT_GROUP` reads, then their appends share
-   * group commits) rather than one durable append each. With `signal`
+   * The live records are read in offset order, many at a time with one
+   * read of up to `COMPACT_READ` bytes (dead records between them included),
+   * and each such group's appends share group commits. With `signal`
    * aborted it stops before the next group; a segment only partly copied
    * stays (the copies made supersede their originals) and is finished by a
    * later compaction. Returns the number of segments removed.
@@ -376,19 +382,26 @@ export class DevicePack {
       const s = [...this.segs.values()].sort((a, b) => a.seq - b.seq)[0];
       if (!s || s === this.active || this.closed) break;
       if (s.size > 0 && s.live / s.size >= maxLiveRatio) break;
-      const live = this.index.inSegment(s.seq);
+      const live = this.index.inSegment(s.seq).sort((a, b) => a.e.off - b.e.off);
       // Whether the version is still the one read (not killed or replaced meanwhile).
       const still = (hash: string, e: PackEntry) => {
         const now = this.entry(hash, e.file);
         return now !== undefined && now.seg === e.seg && now.off === e.off;
       };
-      const copyOne = async ({ hash, e }: { hash: string; e: PackEntry }) => {
-        const bytes = await this.read(e);
+      const copyOne = async (hash: string, e: PackEntry, bytes: Buffer) => {
         if (!still(hash, e)) return;
         const copy = await this.putRecord(e.part, hash, e.file, [bytes]);
         if (still(hash, e)) this.add(hash, copy);
       };
-      for (let i = 0; i < live.length && !signal?.aborted; i += COMPACT_GROUP) await Promise.all(live.slice(i, i + COMPACT_GROUP).map(copyOne));
+      for (let i = 0; i < live.length && !signal?.aborted; ) {
+        const from = live[i]!.e.off;
+        let j = i + 1;
+        while (j < live.length && live[j]!.e.off + live[j]!.e.len - from <= COMPACT_READ) j++;
+        const last = live[j - 1]!.e;
+        const span = await this.readSpan(s.seq, from, last.off + last.len - from);
+        await Promise.all(live.slice(i, j).map(({ hash, e }) => copyOne(hash, e, span.subarray(e.off - from, e.off - from + e.len))));
+        i = j;
+      }
       if (signal?.aborted) break;
       this.segs.delete(s.seq);
       while (s.readers > 0) await new Promise((r) => setTimeout(r, 5));
