@@ -25,9 +25,11 @@
  *
  * The one-client and wrk workloads run `--rounds` times, the APIs taking
  * turns and swapping who goes first each round (Swift API, S3 API; S3 API,
- * Swift API; …), and each figure is the best of the rounds (for wrk, the
- * S3/Swift ratio of the rounds' means and every round's rate are printed
- * too); the big GET with curl is the best of 3, next to the best of 3 raw
+ * Swift API; …), and each figure is the best of the rounds. The wrk
+ * workloads take turns workload by workload (runWrkLoads: both APIs PUT at
+ * c=1, then both at c=32, …, in ABBA order), and the S3/Swift ratio of the
+ * rounds' means, the median of each round's own ratio and every round's rate
+ * are printed too; the big GET with curl is the best of 3, next to the best of 3 raw
  * O_DIRECT reads (dd) of the very file the server stored the object in.
  *
  * Before anything is timed, every target gets the same untimed warm-up through
@@ -45,7 +47,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { bestOf, processTreeCpuUs, rawReadOfLargest, runLoad, s3Api, swiftApi, warmUp, type LoadResult, type ObjectApi } from './load.js';
 import { freePort, objectAccess, startBenchCloud } from '../lib/cloud.js';
-import { bestOfWrk, runWrkLoad, type WrkLoadResult } from './wrk-load.js';
+import { bestOfWrk, runWrkLoads, type WrkLoadResult } from './wrk-load.js';
 
 const ROOT = resolve(import.meta.dirname, '..', '..');
 const ANCHORS = process.env.STRATUS_ANCHORS ?? '/work/shared/anchors';
@@ -276,15 +278,22 @@ function printWrkTable() {
     );
   }
   lines.push('(µs) = server CPU per request, all its processes. GET: the first 1,000 objects written, cycling (objload.py reads its 1,000); GET all: every object the PUT runs wrote');
-  // The APIs of a target run in ABBA order (Swift, S3, S3, Swift, ...). When
-  // the server slows steadily through the run, the best of the rounds favours
-  // the API that goes first (its first round is the run's earliest); the
-  // mean of each API's rounds cancels a steady drift, so it is printed too.
+  // Each workload runs on the APIs of a target back to back, in ABBA order
+  // (runWrkLoads). The best of the rounds lets one lucky or unlucky round
+  // decide; the mean of each API's rounds, and the median of the rounds'
+  // own S3/Swift ratios (each from two runs seconds apart), are printed too.
   const s3r = wrkRounds['stratus S3'];
   const swr = wrkRounds['stratus Swift'];
-  if (s3r?.length && swr?.length) {
+  if (s3r?.length && swr?.length && s3r.length === swr.length) {
     const mean = (l: WrkLoadResult[], f: (r: WrkLoadResult) => { rps: number }) => l.reduce((a, r) => a + f(r).rps, 0) / l.length;
-    lines.push(`stratus S3/Swift, mean of each API's ${ROUNDS} rounds (ABBA order): ` + rows.map(([name, f]) => `${name} ${((mean(s3r, f) / mean(swr, f)) * 100).toFixed(0)}%`).join(', '));
+    const median = (a: number[]) => {
+      const x = [...a].sort((p, q) => p - q);
+      return x.length % 2 ? x[(x.length - 1) / 2]! : (x[x.length / 2 - 1]! + x[x.length / 2]!) / 2;
+    };
+    const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+    lines.push(`stratus S3/Swift, mean of each API's ${s3r.length} rounds: ` + rows.map(([name, f]) => `${name} ${pct(mean(s3r, f) / mean(swr, f))}`).join(', '));
+    const pairs = (f: (r: WrkLoadResult) => { rps: number }) => s3r.map((r, i) => f(r).rps / f(swr[i]!).rps);
+    lines.push(`stratus S3/Swift, median of the rounds' ratios: ` + rows.map(([name, f]) => `${name} ${pct(median(pairs(f)))} (${pairs(f).map(pct).join('/')})`).join(', '));
     for (const [label, l] of [['Swift', swr], ['S3', s3r]] as const) lines.push(`stratus ${label} rounds (req/s, in run order): ` + rows.map(([name, f]) => `${name} ${l.map((r) => f(r).rps.toFixed(0)).join('/')}`).join(', '));
   }
   console.log(lines.join('\n'));
@@ -375,10 +384,23 @@ async function main() {
       );
     }
     if (WORKLOADS.has('wrk')) {
-      await inRounds('wrk workloads', targets, wrkResults, bestOfWrk, (api, t) =>
-        runWrkLoad(api, { seconds: WRK_SECONDS, keys: WRK_KEYS, serverCpuUs: () => processTreeCpuUs(t.pids()) }),
-        wrkRounds,
-      );
+      for (const t of targets) {
+        const apis = apisOf(t);
+        for (let round = 1; round <= ROUNDS; round++) {
+          console.log(`wrk workloads: ${apis.map((a) => a.label).join(', ')} (round ${round} of ${ROUNDS}) ...`);
+          try {
+            const rs = await runWrkLoads(apis, { seconds: WRK_SECONDS, keys: WRK_KEYS, serverCpuUs: () => processTreeCpuUs(t.pids()), reverse: round % 2 === 0 });
+            apis.forEach((api, i) => {
+              const prev = wrkResults[api.label];
+              wrkResults[api.label] = prev === undefined ? rs[i]! : bestOfWrk(prev, rs[i]!);
+              (wrkRounds[api.label] ??= []).push(rs[i]!);
+            });
+          } catch (e) {
+            console.log(`${t.label}: wrk workloads failed: ${(e as Error).message}`);
+          }
+        }
+        for (const api of apis) api.close();
+      }
       if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ wrkRounds }) + '\n', { flag: 'a' });
     }
     if (WORKLOADS.has('big')) (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
