@@ -49,6 +49,11 @@ export interface ContainerRow {
   bytesUsed: number;
 }
 
+/** A container's record without its stats (which change with every object write). */
+export type ContainerMetaRow = Readonly<Omit<ContainerRow, 'objectCount' | 'bytesUsed'>>;
+/** An account's record without its stats. */
+export type AccountMetaRow = Readonly<Omit<AccountRow, 'containerCount' | 'objectCount' | 'bytesUsed'>>;
+
 export interface ObjectIndexRow {
   cid: number;
   name: string;
@@ -180,6 +185,8 @@ function startCheckpointer(file: string): Worker | null {
 
 /** Object rows kept by getObject's cache (~300–400 B each in the heap, so ~20 MB at most); the cache starts over when full. */
 const ROW_CACHE_ENTRIES = 50_000;
+/** Container / account metadata records kept in memory (the map is emptied when full). */
+const META_CACHE_MAX = 10_000;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS accounts (
@@ -246,6 +253,14 @@ function toContainer(r: RawContainer): ContainerRow {
   };
 }
 
+/** Metadata shared by cache readers: frozen, so that no caller can change what the next one reads. */
+function frozenMeta(r: { user_meta: string; sys_meta: string }): MetaMaps {
+  const m = parseMeta(r.user_meta, r.sys_meta);
+  Object.freeze(m.user);
+  Object.freeze(m.sys);
+  return Object.freeze(m);
+}
+
 function toAccount(r: RawAccount): AccountRow {
   return {
     name: r.name,
@@ -274,6 +289,15 @@ export class IndexDb {
   private readonly cidAccount = new Map<number, string>();
   /** `account/container` → id of the live container (or null: missing/deleted). */
   private readonly cidCache = new Map<string, number | null>();
+  /**
+   * Container and account records without their stats, by `account/name`
+   * and by account (null: no row). Every write of a container or account
+   * record goes through applyContainer / applyAccount / ensureAccount, which
+   * drop the entry; the stats columns, updated with every object batch, are
+   * not in it.
+   */
+  private readonly containerMetaCache = new Map<string, ContainerMetaRow | null>();
+  private readonly accountMetaCache = new Map<string, AccountMetaRow | null>();
   private readonly listStmts = new Map<string, Statement>();
   /**
    * `cid/name` → the object's row as last read (null: no row). Every write to
@@ -503,6 +527,36 @@ export class IndexDb {
     return id ?? undefined;
   }
 
+  /**
+   * A container's record without its stats, from memory after the first
+   * read: the object write path asks for it (ACLs, quotas, versioning) on
+   * every PUT, and a read of the SQLite row under a stream of writes cost
+   * more than the rest of the check. The returned row is frozen.
+   */
+  containerMeta(account: string, name: string): ContainerMetaRow | undefined {
+    const key = `${account}/${name}`;
+    let m = this.containerMetaCache.get(key);
+    if (m === undefined) {
+      const r = this.s.getContainer!.get(account, name) as RawContainer | undefined;
+      m = r ? Object.freeze({ id: r.id, account: r.account, name: r.name, ts: r.ts, putTs: r.put_ts, deleted: r.deleted !== 0, meta: frozenMeta(r) }) : null;
+      if (this.containerMetaCache.size >= META_CACHE_MAX) this.containerMetaCache.clear();
+      this.containerMetaCache.set(key, m);
+    }
+    return m ?? undefined;
+  }
+
+  /** An account's record without its stats (see containerMeta). */
+  accountMeta(name: string): AccountMetaRow | undefined {
+    let m = this.accountMetaCache.get(name);
+    if (m === undefined) {
+      const r = this.s.getAccount!.get(name) as RawAccount | undefined;
+      m = r ? Object.freeze({ name: r.name, ts: r.ts, putTs: r.put_ts, deleted: r.deleted !== 0, meta: frozenMeta(r) }) : null;
+      if (this.accountMetaCache.size >= META_CACHE_MAX) this.accountMetaCache.clear();
+      this.accountMetaCache.set(name, m);
+    }
+    return m ?? undefined;
+  }
+
   getContainer(account: string, name: string): ContainerRow | undefined {
     const r = this.s.getContainer!.get(account, name) as RawContainer | undefined;
     return r && toContainer(r);
@@ -519,6 +573,7 @@ export class IndexDb {
    */
   applyContainer(rec: ContainerRecord | (TombstoneRecord & { container: string }), hash: Buffer, accountHash: Buffer): { changed: boolean; created: boolean } {
     this.cidCache.delete(`${rec.account}/${rec.container}`);
+    this.containerMetaCache.delete(`${rec.account}/${rec.container}`);
     return this.db.transaction(() => {
       const row = this.s.getContainer!.get(rec.account, rec.container) as RawContainer | undefined;
       if (row && row.ts >= rec.timestamp) return { changed: false, created: false };
@@ -556,6 +611,7 @@ export class IndexDb {
   }
 
   private ensureAccount(name: string, hash: Buffer, ts: Timestamp): void {
+    this.accountMetaCache.delete(name);
     const row = this.s.getAccount!.get(name) as RawAccount | undefined;
     if (!row) this.s.insAccount!.run(name, hash, ts, ts, 0, '{}', '{}');
     else if (row.deleted) this.s.updAccount!.run(ts > row.ts ? ts : row.ts, ts, 0, '{}', '{}', name);
@@ -563,6 +619,7 @@ export class IndexDb {
 
   /** Applies an account record or tombstone (last writer wins). */
   applyAccount(rec: AccountRecord | TombstoneRecord, hash: Buffer): { changed: boolean; created: boolean } {
+    this.accountMetaCache.delete(rec.account);
     return this.db.transaction(() => {
       const row = this.s.getAccount!.get(rec.account) as RawAccount | undefined;
       if (row && row.ts >= rec.timestamp) return { changed: false, created: false };

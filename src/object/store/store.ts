@@ -195,6 +195,11 @@ export interface AccountInfo {
   timestamp: Timestamp;
 }
 
+/** A container's metadata without its stats (ContainerInfo less the counts). */
+export type ContainerMeta = Readonly<Omit<ContainerInfo, 'objectCount' | 'bytesUsed'>>;
+/** An account's metadata without its stats. */
+export type AccountMeta = Readonly<Omit<AccountInfo, 'containerCount' | 'objectCount' | 'bytesUsed'>>;
+
 export interface MetaUpdate {
   /** For containers and accounts: keys set, empty values remove. For objects (POST): replaces all user metadata. */
   userMeta?: Record<string, string>;
@@ -584,6 +589,19 @@ export class ObjectStore {
     };
   }
 
+  /**
+   * An account's metadata without its stats, from memory (the index keeps it
+   * until the account record changes): for checks made on every request.
+   * The maps are frozen. 404 if the account does not exist.
+   */
+  accountMeta(account: string): AccountMeta {
+    this.checkOpen();
+    checkAccount(account);
+    const row = this.index.accountMeta(account);
+    if (!row || row.deleted) throw new NotFoundError(`Account ${account} not found`);
+    return { name: row.name, userMeta: row.meta.user, sysMeta: row.meta.sys, putTimestamp: row.putTs, timestamp: row.ts };
+  }
+
   /** Lists an account's containers with Swift's listing parameters. */
   async listAccount(account: string, opts: ListOptions = {}): Promise<{ info: AccountInfo; entries: Array<ContainerEntry | SubdirEntry> }> {
     const info = await this.headAccount(account);
@@ -662,6 +680,16 @@ export class ObjectStore {
     checkAccount(account);
     checkContainer(container);
     return this.containerInfo(this.liveContainer(account, container));
+  }
+
+  /** A container's metadata without its stats, from memory (see accountMeta). 404 if missing. */
+  containerMeta(account: string, container: string): ContainerMeta {
+    this.checkOpen();
+    checkAccount(account);
+    checkContainer(container);
+    const row = this.index.containerMeta(account, container);
+    if (!row || row.deleted) throw new NotFoundError(`Container ${container} not found`);
+    return { account: row.account, name: row.name, userMeta: row.meta.user, sysMeta: row.meta.sys, putTimestamp: row.putTs, timestamp: row.ts };
   }
 
   /** Updates container metadata (keys set; empty values remove). 404 if missing. */

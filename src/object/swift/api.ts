@@ -22,7 +22,9 @@ import {
   checkConditions,
   normalizeEtag,
   type AccountInfo,
+  type AccountMeta,
   type ContainerInfo,
+  type ContainerMeta,
   type ObjectEntry,
   type ObjectMeta,
   type ObjectStore,
@@ -105,7 +107,7 @@ interface Ctx {
   caller: Caller;
   /** The request body has been (or is being) read: an error must not leave the connection reusable otherwise. */
   bodyTouched: boolean;
-  container?: ContainerInfo | null;
+  container?: ContainerMeta | null;
 }
 
 /** Each role is checked against the policy when first asked (an owner's GET needs one rule, not three). */
@@ -359,11 +361,12 @@ export class SwiftApi {
 
   // ---------------------------------------------------------------- access checks
 
-  private async containerInfo(ctx: Ctx, container = ctx.t.container!): Promise<ContainerInfo | null> {
+  /** A container's metadata (ACLs, quotas, versioning, keys), or null when it does not exist; no stats. */
+  private containerMeta(ctx: Ctx, container = ctx.t.container!): ContainerMeta | null {
     if (container === ctx.t.container && ctx.container !== undefined) return ctx.container;
-    let info: ContainerInfo | null;
+    let info: ContainerMeta | null;
     try {
-      info = await this.store.headContainer(ctx.t.account, container);
+      info = this.store.containerMeta(ctx.t.account, container);
     } catch (e) {
       if (e instanceof NotFoundError) info = null;
       else throw e;
@@ -376,7 +379,7 @@ export class SwiftApi {
   private async authorizeRead(ctx: Ctx, container: string, listing: boolean): Promise<void> {
     const c = ctx.caller;
     if (owned(c) || c.reader) return;
-    const info = await this.containerInfo(ctx, container);
+    const info = this.containerMeta(ctx, container);
     if (info) {
       const acl = parseAcl(info.sysMeta['acl-read']);
       if (groupsMatch(c.auth, acl.groups)) return;
@@ -388,7 +391,7 @@ export class SwiftApi {
   private async authorizeWrite(ctx: Ctx, container: string): Promise<void> {
     const c = ctx.caller;
     if (owned(c)) return;
-    const info = await this.containerInfo(ctx, container);
+    const info = this.containerMeta(ctx, container);
     if (info && groupsMatch(c.auth, parseAcl(info.sysMeta['acl-write']).groups)) return;
     this.deny(c);
   }
@@ -407,9 +410,9 @@ export class SwiftApi {
       paths = paths.map((p) => p.slice(0, p.length - ctx.t.object!.length) + tu.prefix);
     }
     const keys: string[] = [];
-    const acct = await this.store.headAccount(ctx.t.account).catch(() => null);
+    const acct = this.accountMeta(ctx.t.account);
     for (const k of TEMP_URL_KEYS) if (acct?.userMeta[k]) keys.push(acct.userMeta[k]);
-    const cont = await this.containerInfo(ctx);
+    const cont = this.containerMeta(ctx);
     for (const k of TEMP_URL_KEYS) if (cont?.userMeta[k]) keys.push(cont.userMeta[k]);
     if (!tempUrlValid(tu, ctx.method, paths, keys)) throw bad();
     return true;
@@ -811,7 +814,7 @@ export class SwiftApi {
 
   /** Container and account quotas for adding `bytes` (one object) to a container. */
   private async checkQuotas(ctx: Ctx, container: string, bytes: number, replacing: boolean): Promise<void> {
-    const info = await this.containerInfo(ctx, container);
+    const info = await this.store.headContainer(ctx.t.account, container).catch((e: unknown) => (e instanceof NotFoundError ? null : Promise.reject(e)));
     if (!info) return;
     const qb = info.userMeta['quota-bytes'];
     const qc = info.userMeta['quota-count'];
@@ -836,7 +839,7 @@ export class SwiftApi {
    * the versions container as `<len><name>/<timestamp>` (both modes).
    */
   private async archiveCurrent(ctx: Ctx, container: string, name: string): Promise<void> {
-    const info = await this.containerInfo(ctx, container);
+    const info = this.containerMeta(ctx, container);
     const loc = info?.sysMeta['versions-location'];
     if (!loc) return;
     const cur = await this.currentMeta(ctx.t.account, container, name);
@@ -851,7 +854,7 @@ export class SwiftApi {
       );
     } catch (e) {
       if (e instanceof NotFoundError) {
-        if (!(await this.containerInfo(ctx, loc))) throw new ApiError(412, `Versions container ${loc} does not exist`);
+        if (!this.containerMeta(ctx, loc)) throw new ApiError(412, `Versions container ${loc} does not exist`);
         return; // the object went away meanwhile: nothing to archive
       }
       throw e;
@@ -890,9 +893,9 @@ export class SwiftApi {
     const etag = header(req, 'etag');
     const inm = header(req, 'if-none-match');
     if (inm !== undefined && inm.trim() !== '*') throw new ApiError(400, 'If-None-Match only supports *');
-    const cur = await this.containerInfo(ctx, cname);
+    const cur = this.containerMeta(ctx, cname);
     if (!cur) throw new NotFoundError(`Container ${cname} not found`);
-    if (cur.userMeta['quota-bytes'] !== undefined || cur.userMeta['quota-count'] !== undefined || (await this.accountHasQuota(a))) {
+    if (cur.userMeta['quota-bytes'] !== undefined || cur.userMeta['quota-count'] !== undefined || this.accountHasQuota(a)) {
       const existing = cur.userMeta['quota-count'] !== undefined ? await this.currentMeta(a, cname, oname) : null;
       await this.checkQuotas(ctx, cname, length ?? 0, existing !== null);
     }
@@ -910,9 +913,18 @@ export class SwiftApi {
     return sendEmpty(reply, 201, { ETag: res.etag, 'Last-Modified': httpDate(res.lastModified), 'Content-Type': 'text/html; charset=UTF-8' });
   }
 
-  private async accountHasQuota(account: string): Promise<boolean> {
-    const acct = await this.store.headAccount(account).catch(() => null);
-    return acct?.userMeta['quota-bytes'] !== undefined;
+  private accountHasQuota(account: string): boolean {
+    return this.accountMeta(account)?.userMeta['quota-bytes'] !== undefined;
+  }
+
+  /** An account's metadata, or null when it does not exist. */
+  private accountMeta(account: string): AccountMeta | null {
+    try {
+      return this.store.accountMeta(account);
+    } catch (e) {
+      if (e instanceof NotFoundError) return null;
+      throw e;
+    }
   }
 
   private async readBody(ctx: Ctx, max: number, what: string): Promise<Buffer> {
@@ -931,7 +943,7 @@ export class SwiftApi {
   private async putSlo(ctx: Ctx, length: number | undefined): Promise<unknown> {
     const { req, reply, t } = ctx;
     if (length !== undefined && length > SLO_MAX_MANIFEST_BYTES) throw new ApiError(413, `Manifest File > ${SLO_MAX_MANIFEST_BYTES} bytes`);
-    const cur = await this.containerInfo(ctx, t.container!);
+    const cur = this.containerMeta(ctx, t.container!);
     if (!cur) throw new NotFoundError(`Container ${t.container} not found`);
     const body = await this.readBody(ctx, SLO_MAX_MANIFEST_BYTES, 'Manifest');
     const built = await buildSloManifest(this.store, t.account, body, { authorizeRead: (c) => this.authorizeRead(ctx, c, false) });
@@ -1007,7 +1019,7 @@ export class SwiftApi {
         return this.sendBulkResult(ctx, { 'Number Deleted': result.deleted, 'Number Not Found': result.notFound, Errors: result.errors }, '200 OK');
       }
     }
-    const info = await this.containerInfo(ctx, cname);
+    const info = this.containerMeta(ctx, cname);
     const loc = info?.sysMeta['versions-location'];
     if (loc && info?.sysMeta['versions-mode'] === 'history') {
       await this.archiveCurrent(ctx, cname, oname);
@@ -1053,7 +1065,7 @@ export class SwiftApi {
     const ct = header(req, 'content-type');
     const deleteAt = deleteAtFrom(req);
     const kind = largeKind(srcMeta);
-    const dstInfo = await this.containerInfo(ctx, dst.container);
+    const dstInfo = this.containerMeta(ctx, dst.container);
     if (!dstInfo) throw new NotFoundError(`Container ${dst.container} not found`);
     const lo = kind && q.get('multipart-manifest') !== 'get' ? await openLargeObject(this.store, a, srcMeta, { authorizeRead: (c) => this.authorizeRead(ctx, c, false) }) : null;
     const size = lo ? lo.plan.size : srcMeta.size;
@@ -1211,7 +1223,7 @@ export class SwiftApi {
       try {
         if (!containers.has(container)) {
           if (containers.size >= EXTRACT_MAX_CONTAINERS) throw new ApiError(400, 'More than the maximum number of containers');
-          if (!(await this.containerInfo(ctx, container))) {
+          if (!this.containerMeta(ctx, container)) {
             if (!owned(c)) this.deny(c);
             await this.store.putContainer(t.account, container);
           }

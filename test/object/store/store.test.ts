@@ -371,6 +371,39 @@ describe('ObjectStore: containers and accounts', () => {
     }
   });
 
+  test('containerMeta / accountMeta (kept in memory) follow every change of the records; callers cannot alter them', async () => {
+    const { store, done } = await withStore();
+    try {
+      assert.throws(() => store.accountMeta(A), NotFoundError);
+      assert.throws(() => store.containerMeta(A, 'c'), NotFoundError);
+      await store.putContainer(A, 'c', { userMeta: { color: 'blue' }, sysMeta: { 'acl-read': '.r:*' } });
+      const first = store.containerMeta(A, 'c');
+      assert.deepEqual([first.userMeta, first.sysMeta], [{ color: 'blue' }, { 'acl-read': '.r:*' }]);
+      assert.deepEqual(store.accountMeta(A).userMeta, {}, 'the account was created with the container');
+      assert.throws(() => {
+        (first.sysMeta as Record<string, string>)['acl-read'] = 'changed';
+      }, TypeError);
+      assert.equal(store.containerMeta(A, 'c').sysMeta['acl-read'], '.r:*');
+      await store.postContainerMeta(A, 'c', { userMeta: { color: '' }, sysMeta: { 'acl-read': '', 'acl-write': 'p:u' } });
+      const posted = store.containerMeta(A, 'c');
+      assert.deepEqual([posted.userMeta, posted.sysMeta], [{}, { 'acl-write': 'p:u' }]);
+      assert.deepEqual(store.accountMeta(A).userMeta, {});
+      await store.postAccountMeta(A, { userMeta: { 'Quota-Bytes': '10' } });
+      assert.deepEqual(store.accountMeta(A).userMeta, { 'quota-bytes': '10' });
+      await store.deleteContainer(A, 'c');
+      assert.throws(() => store.containerMeta(A, 'c'), NotFoundError);
+      await store.putContainer(A, 'c');
+      assert.deepEqual(store.containerMeta(A, 'c').sysMeta, {}, 'a new container has none of the old metadata');
+      await store.deleteContainer(A, 'c');
+      await store.deleteAccount(A);
+      assert.throws(() => store.accountMeta(A), NotFoundError);
+      await store.putContainer(A, 'c2');
+      assert.deepEqual(store.accountMeta(A).userMeta, {}, 'recreated account');
+    } finally {
+      await done();
+    }
+  });
+
   test('concurrent puts, overwrites and deletes keep stats exact', async () => {
     const { store, done } = await withStore();
     try {
