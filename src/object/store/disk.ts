@@ -682,8 +682,12 @@ export class Disk {
     hash: string,
     file: string,
     bufs: Buffer[],
-    /** False when the caller knows the object had no earlier version (no cleanup needed after a pack append). */
-    mayReplace = true,
+    /**
+     * Whether the object may have had an earlier version (then its files are
+     * cleaned up after a pack append). Asked only where the partition may
+     * hold hash directories on a device: elsewhere the pack alone tells.
+     */
+    mayReplace: () => boolean = () => true,
   ): Promise<{ acked: Promise<number>; all: Promise<number> }> {
     let len = 0;
     for (const b of bufs) len += b.length;
@@ -702,7 +706,8 @@ export class Disk {
    * that is down is replaced by the next handoff). Each append is durable
    * when it resolves (group commit per device).
    */
-  private packWrite(kind: Kind, part: number, hash: string, file: string, bufs: Buffer[], mayReplace: boolean): { acked: Promise<number>; all: Promise<number> } {
+  private packWrite(kind: Kind, part: number, hash: string, file: string, bufs: Buffer[], mayReplace: () => boolean): { acked: Promise<number>; all: Promise<number> } {
+    let replaces: boolean | undefined;
     const targets: RingDevice[] = [];
     let handoffs: RingDevice[] | null = null;
     let hi = 0;
@@ -728,7 +733,8 @@ export class Disk {
           this.log.warn({ device: dev.name, kind, hash, file, err: String(e) }, 'replica write failed');
           throw e;
         }
-        if (mayReplace || pack.count(hash) > 1) this.scheduleCleanup(dev, kind, part, hash);
+        // An earlier version is either in the pack or a file in a hash directory.
+        if (pack.count(hash) > 1 || (this.mayHaveHashDirs(dev, part) && (replaces ??= mayReplace()))) this.scheduleCleanup(dev, kind, part, hash);
       }),
       this.quorum,
     );

@@ -862,8 +862,8 @@ export class ObjectStore {
       if (!iter) {
         const data = first.length === 1 ? first[0]! : Buffer.concat(first, firstLen);
         rec = finish(firstLen);
-        const mayReplace = this.index.getObject(row.id, name) !== undefined;
-        const { acked } = await this.disk.writeWhole('objects', place.partition, place.hash, file, encodeSmallFile(data, rec), mayReplace);
+        const cid = row.id;
+        const { acked } = await this.disk.writeWhole('objects', place.partition, place.hash, file, encodeSmallFile(data, rec), () => this.index.getObject(cid, name) !== undefined);
         await acked;
         if (this.cache.capacity > 0) this.cache.set(SmallObjectCache.key(place.hash, ts, null), frozenMeta(objectMeta(rec)), Buffer.from(data));
       } else {
