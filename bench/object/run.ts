@@ -277,7 +277,7 @@ function printWrkTable() {
         `  [stratus/swift Swift API ${x === null ? '-' : x.toFixed(1) + 'x'}, stratus S3/Swift ${y === null ? '-' : (y * 100).toFixed(0) + '%'}]`,
     );
   }
-  lines.push('(µs) = server CPU per request, all its processes. GET: the first 1,000 objects written, cycling (objload.py reads its 1,000); GET all: every object the PUT runs wrote');
+  lines.push('(µs) = server CPU per request, all its processes. GET: the first 1,000 objects written, cycling (objload.py reads its 1,000); GET all: every object the PUT runs wrote (as many for each API of a server)');
   // Each workload runs on the APIs of a target back to back, in ABBA order
   // (runWrkLoads). The best of the rounds lets one lucky or unlucky round
   // decide; the mean of each API's rounds, and the median of the rounds'
