@@ -221,6 +221,13 @@ export class Disk {
     return st !== HD_NONE;
   }
 
+  /** A hash directory is being created in an object partition. */
+  private markHashDirs(dev: RingDevice, part: number): void {
+    this.hashDirState.get(dev.id)![part] = HD_SOME;
+    const epoch = this.hdEpoch.get(dev.id)!;
+    epoch[part] = epoch[part]! + 1;
+  }
+
   /** Records what a listing of an object partition found (`epoch`: hdEpoch when it started). */
   private noteHashDirs(dev: RingDevice, part: number, epoch: number, some: boolean): void {
     const state = this.hashDirState.get(dev.id)!;
@@ -635,12 +642,12 @@ export class Disk {
         this.knownPartDirs.add(pd);
       }
       try {
-        if (kind === 'objects') {
-          this.hashDirState.get(dev.id)![part] = HD_SOME;
-          const epoch = this.hdEpoch.get(dev.id)!;
-          epoch[part] = epoch[part]! + 1;
-        }
-        const created = await mkdirOne(hd);
+        if (kind === 'objects') this.markHashDirs(dev, part);
+        const created = await mkdirOne(hd).finally(() => {
+          // Again once the directory exists: a listing that ran while the
+          // mkdir did may have found none and marked the partition empty.
+          if (kind === 'objects') this.markHashDirs(dev, part);
+        });
         await renamePath(tmp, `${hd}/${file}`);
         await Promise.all([fsyncDir(hd), created ? fsyncDir(pd) : null]);
         if (!created || (kind === 'objects' && this.packs.get(dev.id)!.count(hash) > 0)) this.scheduleCleanup(dev, kind, part, hash);
