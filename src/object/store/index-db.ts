@@ -261,6 +261,17 @@ function frozenMeta(r: { user_meta: string; sys_meta: string }): MetaMaps {
   return Object.freeze(m);
 }
 
+/** The entry for `key`, read with `load` (null: no row) on a miss; the map starts over at META_CACHE_MAX entries. */
+function metaCached<V>(map: Map<string, V | null>, key: string, load: () => V | null): V | null {
+  let m = map.get(key);
+  if (m === undefined) {
+    m = load();
+    if (map.size >= META_CACHE_MAX) map.clear();
+    map.set(key, m);
+  }
+  return m;
+}
+
 function toAccount(r: RawAccount): AccountRow {
   return {
     name: r.name,
@@ -534,26 +545,19 @@ export class IndexDb {
    * more than the rest of the check. The returned row is frozen.
    */
   containerMeta(account: string, name: string): ContainerMetaRow | undefined {
-    const key = `${account}/${name}`;
-    let m = this.containerMetaCache.get(key);
-    if (m === undefined) {
+    const m = metaCached(this.containerMetaCache, `${account}/${name}`, () => {
       const r = this.s.getContainer!.get(account, name) as RawContainer | undefined;
-      m = r ? Object.freeze({ id: r.id, account: r.account, name: r.name, ts: r.ts, putTs: r.put_ts, deleted: r.deleted !== 0, meta: frozenMeta(r) }) : null;
-      if (this.containerMetaCache.size >= META_CACHE_MAX) this.containerMetaCache.clear();
-      this.containerMetaCache.set(key, m);
-    }
+      return r ? Object.freeze({ id: r.id, account: r.account, name: r.name, ts: r.ts, putTs: r.put_ts, deleted: r.deleted !== 0, meta: frozenMeta(r) }) : null;
+    });
     return m ?? undefined;
   }
 
   /** An account's record without its stats (see containerMeta). */
   accountMeta(name: string): AccountMetaRow | undefined {
-    let m = this.accountMetaCache.get(name);
-    if (m === undefined) {
+    const m = metaCached(this.accountMetaCache, name, () => {
       const r = this.s.getAccount!.get(name) as RawAccount | undefined;
-      m = r ? Object.freeze({ name: r.name, ts: r.ts, putTs: r.put_ts, deleted: r.deleted !== 0, meta: frozenMeta(r) }) : null;
-      if (this.accountMetaCache.size >= META_CACHE_MAX) this.accountMetaCache.clear();
-      this.accountMetaCache.set(name, m);
-    }
+      return r ? Object.freeze({ name: r.name, ts: r.ts, putTs: r.put_ts, deleted: r.deleted !== 0, meta: frozenMeta(r) }) : null;
+    });
     return m ?? undefined;
   }
 
