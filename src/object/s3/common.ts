@@ -208,7 +208,7 @@ export function contentMd5(headers: IncomingHttpHeaders): string | undefined {
 /** Whether the engine said a container (rather than an object) was missing. */
 export async function bucketExists(env: S3Env, account: string, bucket: string): Promise<boolean> {
   try {
-    await env.store.headContainer(account, bucket);
+    env.store.containerMeta(account, bucket);
     return true;
   } catch (e) {
     if (e instanceof NotFoundError) return false;
