@@ -44,12 +44,11 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { bestOf, processTreeCpuUs, rawReadOfLargest, runLoad, s3Api, swiftApi, warmUp, type LoadResult, type ObjectApi } from './load.js';
-import { freePort, objectAccess, startBenchCloud } from '../lib/cloud.js';
+import { ensureBuilt, freePort, objectAccess, startBenchCloud } from '../lib/cloud.js';
 import { bestOfWrk, runWrkLoads, type WrkLoadResult } from './wrk-load.js';
 
-const ROOT = resolve(import.meta.dirname, '..', '..');
 const ANCHORS = process.env.STRATUS_ANCHORS ?? '/work/shared/anchors';
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: string) => {
@@ -337,8 +336,7 @@ async function inRounds<R>(
 }
 
 async function main() {
-  console.log(`building dist/ ...`);
-  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
+  ensureBuilt();
   const stratus = await startStratus();
   const swift = WITH_SWIFT ? await startSwift() : null;
   const targets = [...(swift ? [swift.target] : []), stratus.target];
