@@ -473,16 +473,18 @@ export class Disk {
   async learnPartDirs(): Promise<void> {
     for (const dev of this.ring.devices) {
       if (!this.isUp(dev)) continue;
-      for (const kind of KINDS) {
-        for (const n of await readdirOrEmpty(`${dev.path}/${kind}`)) if (/^\d+$/.test(n)) this.knownPartDirs.add(this.partDir(dev, kind, Number(n)));
-      }
+      for (const kind of KINDS) for (const p of await this.partDirNumbers(dev, kind)) this.knownPartDirs.add(this.partDir(dev, kind, p));
     }
   }
 
-  /** Partition numbers present on a device for a kind. */
+  /** Partition numbers that have a directory on a device for a kind. */
+  private async partDirNumbers(dev: RingDevice, kind: Kind): Promise<number[]> {
+    return (await readdirOrEmpty(`${dev.path}/${kind}`)).filter((n) => /^\d+$/.test(n)).map(Number);
+  }
+
+  /** Partition numbers present on a device for a kind (directories, and for objects the pack's). */
   async listPartitions(dev: RingDevice, kind: Kind): Promise<number[]> {
-    const names = await readdirOrEmpty(`${dev.path}/${kind}`);
-    const parts = new Set(names.filter((n) => /^\d+$/.test(n)).map(Number));
+    const parts = new Set(await this.partDirNumbers(dev, kind));
     if (kind === 'objects') for (const p of this.packs.get(dev.id)!.index.partitions()) parts.add(p);
     return [...parts];
   }
