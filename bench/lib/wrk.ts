@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -9,7 +9,18 @@ export interface LoadResult {
   p99ms: number;
   requests: number;
   non2xx: number;
+  /** How long the run lasted (s), as wrk measured it. */
+  seconds: number;
+  /**
+   * Latency (ms) at the quantiles (k + 0.5) / QUANTILES, k = 0 … QUANTILES − 1:
+   * each stands for an equal share of the requests, so runs can be merged
+   * (mergeLoads).
+   */
+  quantiles: number[];
 }
+
+/** How many latency quantiles a run reports (0.1 % steps: the merged p99 is exact to about 0.1 percentile). */
+export const QUANTILES = 1000;
 
 const toMs = (v: string, unit: string) => Number(v) * (unit === 'us' ? 0.001 : unit === 's' ? 1000 : unit === 'm' ? 60000 : 1);
 
@@ -62,11 +73,18 @@ export async function wrk(opts: {
       `local asked = false\n` +
       `function request()\n  if not asked then asked = true; return ready[1] end\n  i = i + 1\n  if i > n then i = 1 end\n  return ready[i]\nend\n`;
   }
+  // done() runs once at the end: the duration and the latency quantiles, for merging runs.
+  text += `function done(summary, latency, requests)\n` +
+    `  local f = io.open(${lua(join(dir, 'summary'))}, "w")\n` +
+    `  f:write(summary.duration, "\\n")\n` +
+    `  for k = 0, ${QUANTILES - 1} do f:write(latency:percentile((k + 0.5) * ${100 / QUANTILES}), "\\n") end\n` +
+    `  f:close()\nend\n`;
   writeFileSync(script, text);
   const args = ['-t', String(opts.threads ?? Math.min(2, opts.connections)), '-c', String(opts.connections), '-d', `${opts.seconds}s`, '--latency', '-s', script, opts.url];
   const out: string = await new Promise((res, rej) =>
     execFile('wrk', args, { timeout: (opts.seconds + 30) * 1000 }, (e, so, se) => (e ? rej(new Error(`${e.message}\n${se}`)) : res(so))),
   );
+  const summary = readFileSync(join(dir, 'summary'), 'utf8').trim().split('\n').map(Number);
   rmSync(dir, { recursive: true, force: true });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const pct = (p: string) => {
@@ -75,7 +93,31 @@ export async function wrk(opts: {
   };
   const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  return { rps, p50ms: pct('50'), p99ms: pct('99'), requests, non2xx };
+  return { rps, p50ms: pct('50'), p99ms: pct('99'), requests, non2xx, seconds: summary[0]! / 1e6, quantiles: summary.slice(1).map((us) => us / 1000) };
+}
+
+/**
+ * One result for several runs of the same load (slices of one measurement):
+ * the rate over their summed duration, and p50/p99 of all their requests
+ * (each run's quantiles weighted by its request count).
+ */
+export function mergeLoads(runs: LoadResult[]): LoadResult {
+  if (runs.length === 1) return runs[0]!;
+  const requests = runs.reduce((n, r) => n + r.requests, 0);
+  const seconds = runs.reduce((n, r) => n + r.seconds, 0);
+  const points = runs.flatMap((r) => r.quantiles.map((ms) => ({ ms, w: r.requests / r.quantiles.length }))).sort((a, b) => a.ms - b.ms);
+  // One sweep up the weighted points, taking each wanted quantile as it is passed.
+  const wanted = [...Array.from({ length: QUANTILES }, (_, k) => (k + 0.5) / QUANTILES), 0.5, 0.99].sort((a, b) => a - b);
+  const found = new Map<number, number>();
+  let acc = 0;
+  let i = 0;
+  for (const p of wanted) {
+    while (i < points.length - 1 && acc + points[i]!.w < p * requests) acc += points[i++]!.w;
+    found.set(p, points[i]?.ms ?? NaN);
+  }
+  const at = (p: number) => found.get(p)!;
+  const quantiles = Array.from({ length: QUANTILES }, (_, k) => at((k + 0.5) / QUANTILES));
+  return { rps: requests / seconds, p50ms: at(0.5), p99ms: at(0.99), requests, non2xx: runs.reduce((n, r) => n + r.non2xx, 0), seconds, quantiles };
 }
 
 export const fmt = (r: LoadResult) => `${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50ms.toFixed(2).padStart(7)} ms   p99 ${r.p99ms.toFixed(2).padStart(7)} ms   (${r.requests} requests${r.non2xx ? `, ${r.non2xx} NOT 2xx` : ''})`;

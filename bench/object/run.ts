@@ -21,14 +21,15 @@
  *
  *   npx tsx bench/object/run.ts [--objects 1000] [--big-mib 256] [--list-count 10000]
  *                               [--no-swift] [--threadpool 16] [--json-out FILE] [--workloads small,big,list,api]
- *                               [--warmup 3000] [--rounds 2] [--wrk-seconds 10] [--wrk-keys 60000]
+ *                               [--warmup 3000] [--rounds 2] [--wrk-seconds 10] [--wrk-keys 60000] [--wrk-slices 5]
  *
  * The one-client and wrk workloads run `--rounds` times, the APIs taking
  * turns and swapping who goes first each round (Swift API, S3 API; S3 API,
  * Swift API; …), and each figure is the best of the rounds. The wrk
- * workloads take turns workload by workload (runWrkLoads: both APIs PUT at
- * c=1, then both at c=32, …, in ABBA order), and the S3/Swift ratio of the
- * rounds' means, the median of each round's own ratio and every round's rate
+ * workloads take turns workload by workload and within each workload in
+ * `--wrk-slices` slices (runWrkLoads: the APIs PUT at c=1 for 2 s each in
+ * ABBA order until each had its `--wrk-seconds`, then PUT at c=32 the same
+ * way, …), and the S3/Swift ratio of the rounds' means, the median of each round's own ratio and every round's rate
  * are printed too; the big GET with curl is the best of 3, next to the best of 3 raw
  * O_DIRECT reads (dd) of the very file the server stored the object in.
  *
@@ -64,6 +65,7 @@ const JSON_OUT = arg('json-out', '');
 const WORKLOADS = new Set(arg('workloads', 'small,big,list,api,wrk').split(','));
 const WRK_SECONDS = Number(arg('wrk-seconds', '10'));
 const WRK_KEYS = Number(arg('wrk-keys', '60000'));
+const WRK_SLICES = Math.max(1, Number(arg('wrk-slices', String(Math.round(WRK_SECONDS / 2)))));
 const WARMUP = Number(arg('warmup', '3000'));
 const ROUNDS = Math.max(1, Number(arg('rounds', '2')));
 
@@ -259,7 +261,7 @@ const wrkRounds: Record<string, WrkLoadResult[]> = {};
 function printWrkTable() {
   const cols = Object.keys(wrkResults);
   if (!cols.length) return;
-  const lines = [`\n== 4 KiB objects with wrk (C client, 1 thread, ${WRK_SECONDS} s per figure, best of ${ROUNDS}): ${cols.join(' | ')} ==`];
+  const lines = [`\n== 4 KiB objects with wrk (C client, 1 thread, ${WRK_SECONDS} s per figure in ${WRK_SLICES} slices, best of ${ROUNDS}): ${cols.join(' | ')} ==`];
   const rows: Array<[string, (r: WrkLoadResult) => WrkLoadResult['put']['c1']]> = [
     ['PUT c=1', (r) => r.put.c1], ['PUT c=32', (r) => r.put.c32], ['GET c=1', (r) => r.get.c1], ['GET c=32', (r) => r.get.c32], ['GET all c=32', (r) => r.getAll],
   ];
@@ -387,7 +389,7 @@ async function main() {
         for (let round = 1; round <= ROUNDS; round++) {
           console.log(`wrk workloads: ${apis.map((a) => a.label).join(', ')} (round ${round} of ${ROUNDS}) ...`);
           try {
-            const rs = await runWrkLoads(apis, { seconds: WRK_SECONDS, keys: WRK_KEYS, serverCpuUs: () => processTreeCpuUs(t.pids()), reverse: round % 2 === 0 });
+            const rs = await runWrkLoads(apis, { seconds: WRK_SECONDS, slices: WRK_SLICES, keys: WRK_KEYS, serverCpuUs: () => processTreeCpuUs(t.pids()), reverse: round % 2 === 0 });
             apis.forEach((api, i) => {
               const prev = wrkResults[api.label];
               wrkResults[api.label] = prev === undefined ? rs[i]! : bestOfWrk(prev, rs[i]!);
@@ -399,7 +401,8 @@ async function main() {
         }
         for (const api of apis) api.close();
       }
-      if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ wrkRounds }) + '\n', { flag: 'a' });
+      // Without the latency quantiles (a thousand numbers per figure, kept only to merge slices).
+      if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ wrkRounds }, (k, v) => (k === 'quantiles' ? undefined : v)) + '\n', { flag: 'a' });
     }
     if (WORKLOADS.has('big')) (results['raw disk'] ??= {})['disk'] = rawDisk(stratus.dataDir) as unknown as Row;
   } finally {

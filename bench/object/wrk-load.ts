@@ -16,7 +16,7 @@
  * one that wrote fewest). Server CPU per request comes from /proc.
  */
 import { randomBytes } from 'node:crypto';
-import { wrk, type LoadResult as WrkResult } from '../lib/wrk.js';
+import { mergeLoads, wrk, type LoadResult as WrkResult, type WrkRequest } from '../lib/wrk.js';
 import type { ObjectApi } from './load.js';
 
 export interface WrkOps extends WrkResult {
@@ -42,6 +42,8 @@ export interface WrkLoadOptions {
   hot?: number;
   serverCpuUs?: () => number;
   log?: (line: string) => void;
+  /** Turns each workload is split into, the APIs alternating (default: one per 2 s of `seconds`). */
+  slices?: number;
 }
 
 const BODY = 4096;
@@ -59,49 +61,76 @@ export function bestOfWrk(a: WrkLoadResult, b: WrkLoadResult): WrkLoadResult {
 
 /**
  * Runs the workloads on several APIs of one server (or one API), workload by
- * workload: each API does PUT c=1, then each does PUT c=32, and so on, the
- * order of the APIs swapping from one workload to the next (A B, B A, A B …;
- * `reverse` starts with B A). The figures of one workload are then taken a
- * few seconds apart on a server in the same state (the same objects stored,
- * the same background work due), where running all of one API's workloads
- * before the other's put a minute and a round of deletes between them.
- * Returns one result per API, in the order given.
+ * workload, and each workload in `slices` turns: API A runs for
+ * seconds/slices, then B, then B, then A, … (`reverse` starts with B), and an
+ * API's figure for the workload merges its slices (mergeLoads). This
+ * machine's speed drifts by tens of per cent over seconds (the same GET costs
+ * the server 55 µs of CPU in one run and 90 µs a few seconds later, for both
+ * APIs alike); ten-second runs one after the other measured that drift as
+ * much as the APIs, where slices taken turn about share it. PUT slices go on
+ * with new keys, "GET all" slices go on through the set where the last one
+ * stopped. Returns one result per API, in the order given.
  */
 export async function runWrkLoads(apis: ObjectApi[], o: WrkLoadOptions & { reverse?: boolean } = {}): Promise<WrkLoadResult[]> {
   const seconds = o.seconds ?? 10;
+  const nSlices = Math.max(1, o.slices ?? Math.round(seconds / 2));
   const nKeys = o.keys ?? 30000;
   const hot = o.hot ?? 1000;
   const log = o.log ?? ((l: string) => console.log(l));
   // Printable, so it travels through wrk's Lua as is.
   const body = randomBytes(BODY).toString('base64').slice(0, BODY);
-  const runs = apis.map((api) => ({ api, bucket: `wrk-${randomBytes(4).toString('hex')}`, written: [] as string[], readable: [] as string[], gets: [] as Array<{ method: string; path: string; headers: Record<string, string> }>, r: {} as Partial<Record<'p1' | 'p32' | 'g1' | 'g32' | 'all', WrkOps>> }));
+  const runs = apis.map((api) => ({ api, bucket: `wrk-${randomBytes(4).toString('hex')}`, written: [] as string[], readable: [] as string[], gets: [] as WrkRequest[], r: {} as Partial<Record<'p1' | 'p32' | 'g1' | 'g32' | 'all', WrkOps>> }));
+  type Run = (typeof runs)[number];
   let step = o.reverse ? 1 : 0;
-  /** Runs one workload on every API, in this step's order. */
-  const each = async (fn: (run: (typeof runs)[number]) => Promise<void>) => {
-    for (const run of step++ % 2 === 0 ? runs : [...runs].reverse()) await fn(run);
+  /**
+   * One workload: `nSlices` turns of every API, the order swapping from one
+   * turn to the next; `requests(run, slice)` gives an API's requests for a
+   * slice, `after` sees each slice's result. Logs and returns each API's merged result.
+   */
+  const workload = async (name: string, c: number, requests: (run: Run, slice: number) => WrkRequest[], after?: (run: Run, r: WrkResult) => void): Promise<WrkOps[]> => {
+    const parts = runs.map(() => ({ slices: [] as WrkResult[], cpuUs: 0 }));
+    for (let slice = 0; slice < nSlices; slice++) {
+      const order = runs.map((_, k) => k);
+      for (const k of step++ % 2 === 0 ? order : order.reverse()) {
+        const run = runs[k]!;
+        const cpu0 = o.serverCpuUs?.();
+        const r = await wrk({ url: run.api.origin, connections: c, threads: 1, seconds: seconds / nSlices, requests: requests(run, slice), bodies: [body] });
+        if (cpu0 !== undefined) parts[k]!.cpuUs += o.serverCpuUs!() - cpu0;
+        parts[k]!.slices.push(r);
+        after?.(run, r);
+      }
+    }
+    return runs.map((run, k) => {
+      const merged = mergeLoads(parts[k]!.slices);
+      const r: WrkOps = { ...merged, serverCpuUsPerOp: o.serverCpuUs ? parts[k]!.cpuUs / Math.max(1, merged.requests) : null };
+      log(fmtWrk(`${run.api.label} ${name}`, r) + (nSlices > 1 ? `   slices ${parts[k]!.slices.map((x) => x.rps.toFixed(0)).join('/')}` : ''));
+      return r;
+    });
   };
-  const timed = async (api: ObjectApi, c: number, requests: Parameters<typeof wrk>[0]['requests']): Promise<WrkOps> => {
-    const cpu0 = o.serverCpuUs?.();
-    const r = await wrk({ url: api.origin, connections: c, threads: 1, seconds, requests, bodies: [body] });
-    const cpu = o.serverCpuUs && cpu0 !== undefined ? (o.serverCpuUs() - cpu0) / Math.max(1, r.requests) : null;
-    return { ...r, serverCpuUsPerOp: cpu };
-  };
-  const made: typeof runs = [];
+  const made: Run[] = [];
   try {
     for (const run of runs) {
       await run.api.createBucket(run.bucket);
       made.push(run);
     }
     for (const c of [1, 32] as const) {
-      await each(async (run) => {
-        const keys = Array.from({ length: nKeys }, (_, i) => `c${c}-${i}`);
-        const r = await timed(run.api, c, keys.map((k) => ({ method: 'PUT', ...run.api.replayable('PUT', run.bucket, k), body: 0 })));
-        // Requests go out in list order with at most c outstanding, so every key before (completed - c) was written.
-        run.written.push(...keys.slice(0, Math.min(nKeys, r.requests + c)));
-        if (r.requests >= nKeys) log(`${run.api.label}: PUT c=${c} went through all ${nKeys} keys (later requests overwrote): raise --wrk-keys`);
-        run.readable.unshift(...keys.slice(0, Math.max(0, Math.min(nKeys, r.requests) - c)));
-        run.r[c === 1 ? 'p1' : 'p32'] = r;
-        log(fmtWrk(`${run.api.label} PUT 4 KiB c=${c}`, r));
+      const keys = Array.from({ length: nKeys }, (_, i) => `c${c}-${i}`);
+      // Where each API's next slice starts in `keys`, and what this workload made readable.
+      const next = runs.map(() => 0);
+      const readable = runs.map(() => [] as string[]);
+      const rs = await workload(`PUT 4 KiB c=${c}`, c, (run) => keys.slice(next[runs.indexOf(run)]).map((k) => ({ method: 'PUT', ...run.api.replayable('PUT', run.bucket, k), body: 0 })), (run, r) => {
+        const k = runs.indexOf(run);
+        const from = next[k]!;
+        // Requests go out in list order with at most c outstanding, so every key before
+        // (completed - c) was written; the c after may have been. The next slice starts past them.
+        run.written.push(...keys.slice(from, Math.min(nKeys, from + r.requests + c)));
+        readable[k]!.push(...keys.slice(from, Math.max(from, Math.min(nKeys, from + r.requests - c))));
+        if (from + r.requests >= nKeys) log(`${run.api.label}: PUT c=${c} went through all ${nKeys} keys (later requests overwrote): raise --wrk-keys`);
+        next[k] = Math.min(nKeys, from + r.requests + c);
+      });
+      runs.forEach((run, k) => {
+        run.readable.unshift(...readable[k]!);
+        run.r[c === 1 ? 'p1' : 'p32'] = rs[k];
       });
     }
     for (const run of runs) {
@@ -109,20 +138,21 @@ export async function runWrkLoads(apis: ObjectApi[], o: WrkLoadOptions & { rever
       run.gets = run.readable.map((k) => ({ method: 'GET', ...run.api.replayable('GET', run.bucket, k) }));
     }
     for (const c of [1, 32] as const) {
-      await each(async (run) => {
-        const r = await timed(run.api, c, run.gets.slice(0, hot));
-        run.r[c === 1 ? 'g1' : 'g32'] = r;
-        log(fmtWrk(`${run.api.label} GET 4 KiB c=${c}`, r));
-      });
+      const rs = await workload(`GET 4 KiB c=${c}`, c, (run) => run.gets.slice(0, hot));
+      runs.forEach((run, k) => (run.r[c === 1 ? 'g1' : 'g32'] = rs[k]));
     }
     // As many objects for every API (those written first): the API that
     // wrote more would otherwise read a set the cache holds less of.
     const n = Math.min(...runs.map((run) => run.gets.length));
-    await each(async (run) => {
-      const r = await timed(run.api, 32, run.gets.slice(0, n));
-      run.r.all = { ...r, objects: n };
-      log(fmtWrk(`${run.api.label} GET 4 KiB c=32, all ${n}`, r));
+    const pos = runs.map(() => 0);
+    const rs = await workload(`GET 4 KiB c=32, all ${n}`, 32, (run) => {
+      const at = pos[runs.indexOf(run)]!;
+      return [...run.gets.slice(at, n), ...run.gets.slice(0, at)];
+    }, (run, r) => {
+      const k = runs.indexOf(run);
+      pos[k] = (pos[k]! + r.requests) % n;
     });
+    runs.forEach((run, k) => (run.r.all = { ...rs[k]!, objects: n }));
     return runs.map(({ r }) => ({ put: { c1: r.p1!, c32: r.p32! }, get: { c1: r.g1!, c32: r.g32! }, getAll: r.all! }));
   } finally {
     for (const run of made) await run.api.removeAll(run.bucket, run.written);
