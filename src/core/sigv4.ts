@@ -74,40 +74,44 @@ export function signingKey(secret: string, scope: { date: string; region: string
   return hmac(kService, 'aws4_request');
 }
 
-/** Scratch space for HmacSha256Key (digests are synchronous, so one buffer serves every call). */
-let hmacScratch = Buffer.allocUnsafe(1024);
-const hmacOuter = Buffer.allocUnsafe(64 + 32);
-
 /**
  * HMAC-SHA256 (RFC 2104) with a key fixed once and used for many messages,
  * as a SigV4 signing key is: H((K ^ opad) || H((K ^ ipad) || m)) over Node's
  * one-shot SHA-256. `createHmac` sets up a keyed OpenSSL context and a stream
- * object on every call, which was ~6 µs of a cached S3 GET here; this is two
- * one-shot digests over reused buffers. test/core/sigv4.test.ts checks it
- * against createHmac.
+ * object on every call, which was ~6 µs of a cached S3 GET here. Here each
+ * key keeps two buffers that start with its padded key, written once: a
+ * message is written after the inner pad, and the inner digest after the
+ * outer one, as a latin1 ("binary") string (a digest returned as a Buffer allocates a
+ * new ArrayBuffer each time, which cost more than the digest itself).
+ * test/core/sigv4.test.ts checks it against createHmac.
  */
 export class HmacSha256Key {
-  private readonly ipad = Buffer.alloc(64, 0x36);
-  private readonly opad = Buffer.alloc(64, 0x5c);
+  /** K ^ ipad, then room for a message (grown for a longer one). */
+  private inner = Buffer.alloc(64 + 512);
+  /** K ^ opad, then the inner digest. */
+  private readonly outer = Buffer.alloc(64 + 32);
 
   constructor(readonly key: Buffer) {
     const k = key.length > 64 ? hash('sha256', key, 'buffer') : key;
+    this.inner.fill(0x36, 0, 64);
+    this.outer.fill(0x5c, 0, 64);
     for (let i = 0; i < k.length; i++) {
-      this.ipad[i]! ^= k[i]!;
-      this.opad[i]! ^= k[i]!;
+      this.inner[i]! ^= k[i]!;
+      this.outer[i]! ^= k[i]!;
     }
   }
 
   /** Hex HMAC of the UTF-8 bytes of `msg`. */
   hex(msg: string): string {
     const cap = 64 + msg.length * 3;
-    if (hmacScratch.length < cap) hmacScratch = Buffer.allocUnsafe(cap);
-    this.ipad.copy(hmacScratch, 0);
-    const n = 64 + hmacScratch.write(msg, 64, 'utf8');
-    const inner = hash('sha256', hmacScratch.subarray(0, n), 'buffer');
-    this.opad.copy(hmacOuter, 0);
-    inner.copy(hmacOuter, 64);
-    return hash('sha256', hmacOuter, 'hex');
+    if (this.inner.length < cap) {
+      const grown = Buffer.alloc(cap);
+      this.inner.copy(grown, 0, 0, 64);
+      this.inner = grown;
+    }
+    const n = 64 + this.inner.write(msg, 64, 'utf8');
+    this.outer.write(hash('sha256', this.inner.subarray(0, n), 'binary'), 64, 'binary');
+    return hash('sha256', this.outer, 'hex');
   }
 }
 

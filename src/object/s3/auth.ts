@@ -304,7 +304,11 @@ function isSha256Hex(v: string): boolean {
   return true;
 }
 
+/** The SHA-256 of an empty body: what most GET, HEAD and DELETE requests carry. */
+const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
 function payloadMode(v: string): PayloadMode {
+  if (v === EMPTY_SHA256) return { kind: 'sha256', hash: v };
   switch (v) {
     case 'UNSIGNED-PAYLOAD':
       return { kind: 'unsigned' };
