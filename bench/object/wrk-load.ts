@@ -65,7 +65,7 @@ export function bestOfWrk(a: WrkLoadResult, b: WrkLoadResult): WrkLoadResult {
  * seconds/slices, then B, then B, then A, … (`reverse` starts with B), and an
  * API's figure for the workload merges its slices (mergeLoads). This
  * machine's speed drifts by tens of per cent over seconds (the same GET costs
- * the server 55 µs of CPU in one run and 90 µs a few seconds later, for both
+ * the server 51 µs of CPU in one second and 150 µs a few seconds later, for both
  * APIs alike); ten-second runs one after the other measured that drift as
  * much as the APIs, where slices taken turn about share it. PUT slices go on
  * with new keys, "GET all" slices go on through the set where the last one
@@ -84,20 +84,20 @@ export async function runWrkLoads(apis: ObjectApi[], o: WrkLoadOptions & { rever
   let step = o.reverse ? 1 : 0;
   /**
    * One workload: `nSlices` turns of every API, the order swapping from one
-   * turn to the next; `requests(run, slice)` gives an API's requests for a
+   * turn to the next; `requests(run, k)` gives the requests of API k's next
    * slice, `after` sees each slice's result. Logs and returns each API's merged result.
    */
-  const workload = async (name: string, c: number, requests: (run: Run, slice: number) => WrkRequest[], after?: (run: Run, r: WrkResult) => void): Promise<WrkOps[]> => {
+  const workload = async (name: string, c: number, requests: (run: Run, k: number) => WrkRequest[], after?: (run: Run, k: number, r: WrkResult) => void): Promise<WrkOps[]> => {
     const parts = runs.map(() => ({ slices: [] as WrkResult[], cpuUs: 0 }));
-    for (let slice = 0; slice < nSlices; slice++) {
+    for (let turn = 0; turn < nSlices; turn++) {
       const order = runs.map((_, k) => k);
       for (const k of step++ % 2 === 0 ? order : order.reverse()) {
         const run = runs[k]!;
         const cpu0 = o.serverCpuUs?.();
-        const r = await wrk({ url: run.api.origin, connections: c, threads: 1, seconds: seconds / nSlices, requests: requests(run, slice), bodies: [body] });
+        const r = await wrk({ url: run.api.origin, connections: c, threads: 1, seconds: seconds / nSlices, requests: requests(run, k), bodies: [body] });
         if (cpu0 !== undefined) parts[k]!.cpuUs += o.serverCpuUs!() - cpu0;
         parts[k]!.slices.push(r);
-        after?.(run, r);
+        after?.(run, k, r);
       }
     }
     return runs.map((run, k) => {
@@ -118,8 +118,11 @@ export async function runWrkLoads(apis: ObjectApi[], o: WrkLoadOptions & { rever
       // Where each API's next slice starts in `keys`, and what this workload made readable.
       const next = runs.map(() => 0);
       const readable = runs.map(() => [] as string[]);
-      const rs = await workload(`PUT 4 KiB c=${c}`, c, (run) => keys.slice(next[runs.indexOf(run)]).map((k) => ({ method: 'PUT', ...run.api.replayable('PUT', run.bucket, k), body: 0 })), (run, r) => {
-        const k = runs.indexOf(run);
+      const rs = await workload(`PUT 4 KiB c=${c}`, c, (run, k) => {
+        // Past the last key (see the warning below), the slice writes the keys again.
+        const rest = next[k]! < nKeys ? keys.slice(next[k]) : keys;
+        return rest.map((key) => ({ method: 'PUT', ...run.api.replayable('PUT', run.bucket, key), body: 0 }));
+      }, (run, k, r) => {
         const from = next[k]!;
         // Requests go out in list order with at most c outstanding, so every key before
         // (completed - c) was written; the c after may have been. The next slice starts past them.
@@ -145,11 +148,7 @@ export async function runWrkLoads(apis: ObjectApi[], o: WrkLoadOptions & { rever
     // wrote more would otherwise read a set the cache holds less of.
     const n = Math.min(...runs.map((run) => run.gets.length));
     const pos = runs.map(() => 0);
-    const rs = await workload(`GET 4 KiB c=32, all ${n}`, 32, (run) => {
-      const at = pos[runs.indexOf(run)]!;
-      return [...run.gets.slice(at, n), ...run.gets.slice(0, at)];
-    }, (run, r) => {
-      const k = runs.indexOf(run);
+    const rs = await workload(`GET 4 KiB c=32, all ${n}`, 32, (run, k) => [...run.gets.slice(pos[k], n), ...run.gets.slice(0, pos[k])], (_run, k, r) => {
       pos[k] = (pos[k]! + r.requests) % n;
     });
     runs.forEach((run, k) => (run.r.all = { ...rs[k]!, objects: n }));
