@@ -5,7 +5,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -22,7 +22,14 @@ before(async () => {
   if (skip) return;
   cloud = await startCloud({ env: { STRATUS_GUEST_IMAGE_CACHE: process.env.STRATUS_GUEST_IMAGE_CACHE ?? '/var/tmp/stratus-test-cache/guest-image', STRATUS_COMPUTE__ACCEL: 'tcg' }, timeoutMs: 600_000 });
 });
-after(() => deleteServersAndStop(cloud));
+after(async () => {
+  try {
+    await deleteServersAndStop(cloud);
+  } finally {
+    // The keypair's private key and the user-data script.
+    rmSync(work, { recursive: true, force: true });
+  }
+});
 
 const status = async (name: string, who: typeof D | typeof A = D) => String((await osJson(cloud, who, ['server', 'show', name])).status);
 const waitStatus = (name: string, want: string, t = 180_000) => waitFor(`${name} ${want}`, async () => (await status(name)) === want, t);
