@@ -35,6 +35,9 @@ test('snapshots freeze a volume in time; a volume from a snapshot is a small ove
   write(v.id, 0x11, '0');
   const cr = await c.v(c.demo, 'POST', '/snapshots', { body: { snapshot: { volume_id: v.id, name: 's1', metadata: { k: 'v' } } } });
   assert.equal(cr.status, 202, cr.text);
+  // Cinder's summary view: no extended attributes, and no links in any snapshot view.
+  assert.equal(cr.json.snapshot['os-extended-snapshot-attributes:progress'], undefined);
+  assert.equal(cr.json.snapshot.links, undefined);
   const snapId = cr.json.snapshot.id as string;
   await waitSnap(snapId, 'available');
   write(v.id, 0x22, '0'); // the volume moves on
@@ -54,6 +57,8 @@ test('snapshots freeze a volume in time; a volume from a snapshot is a small ove
   assert.equal(list.json.snapshots[0]['os-extended-snapshot-attributes:progress'], '100%');
   const up = await c.v(c.demo, 'PUT', `/snapshots/${snapId}`, { body: { snapshot: { name: 's1b' } } });
   assert.equal(up.json.snapshot.name, 's1b');
+  assert.equal(up.json.snapshot['os-extended-snapshot-attributes:project_id'], undefined);
+  assert.equal((await c.v(c.demo, 'GET', `/snapshots/${snapId}`)).json.snapshot['os-extended-snapshot-attributes:project_id'], c.demo.projectId);
   assert.deepEqual((await c.v(c.demo, 'GET', `/snapshots/${snapId}/metadata`)).json.metadata, { k: 'v' });
 
   // the volume cannot go while it has snapshots; the snapshot can go while clones use it (their data is folded in)

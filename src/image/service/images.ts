@@ -560,9 +560,13 @@ export class ImageService {
     return images.map(proxyView);
   }
 
-  /** For compute's snapshots (Nova's flow): a queued private qcow2 image to be filled by `createImageFromFile`. */
-  async reserveImage(ctx: AuthContext, input: { name: string; properties: Record<string, string> }): Promise<{ id: string }> {
-    const img = await this.create(this.callerFor(ctx), parseCreate({ name: input.name, disk_format: 'qcow2', container_format: 'bare', visibility: 'private', ...input.properties }));
+  /**
+   * For compute's snapshots (Nova's flow) and volume uploads: a queued
+   * private image (qcow2 unless `diskFormat` says otherwise) to be filled by
+   * `createImageFromFile`.
+   */
+  async reserveImage(ctx: AuthContext, input: { name: string; properties: Record<string, string>; diskFormat?: string }): Promise<{ id: string }> {
+    const img = await this.create(this.callerFor(ctx), parseCreate({ name: input.name, disk_format: input.diskFormat ?? 'qcow2', container_format: 'bare', visibility: 'private', ...input.properties }));
     return { id: img.id };
   }
 

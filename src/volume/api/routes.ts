@@ -52,6 +52,15 @@ const VolumeCreate = Type.Object(
   { additionalProperties: false },
 );
 
+/** What a volume action returns to answer 200 with no body (see the action route). */
+const OK_NO_BODY = Object.freeze({});
+
+/** Cinder's create and update responses are the plain view: no tenant attribute or image metadata extensions. */
+function plainVolume(view: Record<string, unknown>): Record<string, unknown> {
+  const { 'os-vol-tenant-attr:tenant_id': _tenant, volume_image_metadata: _image, ...volume } = view;
+  return volume;
+}
+
 const toBool = (v: unknown, field: string): boolean => {
   if (typeof v === 'boolean') return v;
   if (typeof v === 'string') {
@@ -155,7 +164,7 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
         rule('volume:update');
         if (arg.bootable === undefined) throw badRequest("Invalid input for field/attribute os-set_bootable. 'bootable' is a required property", 'InvalidInput');
         await svc.setBootable(v, toBool(arg.bootable, 'bootable'));
-        return null;
+        return OK_NO_BODY;
       case 'os-update_readonly_flag':
         rule('volume:update_readonly_flag');
         if (arg.readonly === undefined) throw badRequest("'readonly' is a required property", 'InvalidInput');
@@ -259,7 +268,7 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
         rule('volume_extension:volume_image_metadata:remove');
         if (typeof arg.key !== 'string') throw badRequest("'key' is a required property", 'InvalidInput');
         await svc.unsetImageMetadata(v, arg.key);
-        return null;
+        return OK_NO_BODY;
       }
       case 'os-show_image_metadata':
         rule('volume_extension:volume_image_metadata:show');
@@ -311,9 +320,7 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
           availability_zone: b.availability_zone, metadata: b.metadata, snapshot_id: b.snapshot_id, source_volid: b.source_volid, imageRef: b.imageRef ?? b.image_id,
           backup_id: b.backup_id, multiattach: b.multiattach,
         });
-        // Cinder's create response is the plain view: no tenant attribute or image metadata extensions.
-        const { 'os-vol-tenant-attr:tenant_id': _tenant, volume_image_metadata: _image, ...volume } = await showVolume(req, row);
-        return { volume };
+        return { volume: plainVolume(await showVolume(req, row)) };
       },
     }),
     defineRoute({
@@ -329,7 +336,7 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
         const b = req.body.volume;
         if (!Object.keys(b).length) throw badRequest('Invalid input received: volume update needs at least one of name, description, metadata.', 'InvalidInput');
         const v = await svc.update(await vol(req, req.params.id), { name: 'name' in b ? b.name : b.display_name, description: 'description' in b ? b.description : b.display_description, metadata: b.metadata });
-        return { volume: await showVolume(req, v) };
+        return { volume: plainVolume(await showVolume(req, v)) };
       },
     }),
     defineRoute({
@@ -348,8 +355,9 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
       handler: async (req, reply) => {
         const out = await volumeAction(req, await vol(req, req.params.id));
         // Cinder: actions without a body and os-volume_upload_image answer 202, the others 200
-        if (out === null) {
-          reply.code(202).send();
+        // (os-set_bootable and os-unset_image_metadata: 200 without a body)
+        if (out === null || out === OK_NO_BODY) {
+          reply.code(out === null ? 202 : 200).send();
           return;
         }
         reply.code('os-volume_upload_image' in (out as object) ? 202 : 200);
@@ -421,7 +429,7 @@ function snapshotRoutes(d: VolumeApiDeps, h: Helpers): RouteDef<any, any, any>[]
     const q = h.listQuery(req);
     const rows = await svc.listSnapshots(req.auth!, q);
     const mv = microversionOf(req);
-    const out: Record<string, unknown> = { snapshots: rows.map((s) => (detail ? snapshotView(env, s, mv) : snapshotView(env, s, mv))) };
+    const out: Record<string, unknown> = { snapshots: rows.map((s) => snapshotView(env, s, mv, detail)) };
     const l = h.nextLinks(req, 'snapshots', rows, q);
     if (l) out.snapshots_links = l;
     return out;
@@ -438,13 +446,13 @@ function snapshotRoutes(d: VolumeApiDeps, h: Helpers): RouteDef<any, any, any>[]
         const v = await h.vol(req, b.volume_id);
         const force = b.force === undefined || b.force === null ? false : toBool(b.force, 'force');
         const s = await svc.createSnapshot(req.auth!, v, { name: b.name ?? b.display_name, description: b.description ?? b.display_description, force, metadata: b.metadata ?? undefined });
-        return { snapshot: snapshotView(env, s, microversionOf(req)) };
+        return { snapshot: snapshotView(env, s, microversionOf(req), false) };
       },
     }),
     defineRoute({
       method: 'GET', url: '/v3/:project_id/snapshots/:id', policy: 'volume:get_snapshot', params: PI, errors: [404],
       target: async (req) => ({ project_id: (await snap(req, req.params.id)).project_id }),
-      handler: async (req) => ({ snapshot: snapshotView(env, await snap(req, req.params.id), microversionOf(req)) }),
+      handler: async (req) => ({ snapshot: snapshotView(env, await snap(req, req.params.id), microversionOf(req), true) }),
     }),
     defineRoute({
       method: 'PUT', url: '/v3/:project_id/snapshots/:id', policy: 'volume:update_snapshot', params: PI, errors: [404],
@@ -454,7 +462,7 @@ function snapshotRoutes(d: VolumeApiDeps, h: Helpers): RouteDef<any, any, any>[]
         const b = req.body.snapshot;
         if (!Object.keys(b).length) throw badRequest('Invalid input received: snapshot update needs name or description.', 'InvalidInput');
         const s = await svc.updateSnapshot(await snap(req, req.params.id), { name: 'name' in b ? b.name : b.display_name, description: 'description' in b ? b.description : b.display_description });
-        return { snapshot: snapshotView(env, s, microversionOf(req)) };
+        return { snapshot: snapshotView(env, s, microversionOf(req), false) };
       },
     }),
     defineRoute({

@@ -39,6 +39,10 @@ export interface VolumeViewOpts {
   attachments: AttachmentRow[];
 }
 
+function withReadonly(meta: Record<string, string>, admin: Record<string, string>): Record<string, string> {
+  return admin.readonly === undefined ? meta : { ...meta, readonly: admin.readonly };
+}
+
 export function volumeView(env: VolumeViewEnv, v: VolumeRow, o: VolumeViewOpts) {
   const imageMeta = j<Record<string, string>>(v.image_metadata, {});
   const out: Record<string, unknown> = {
@@ -54,7 +58,8 @@ export function volumeView(env: VolumeViewEnv, v: VolumeRow, o: VolumeViewOpts) 
     bootable: bool(v.bootable) ? 'true' : 'false',
     encrypted: false,
     multiattach: bool(v.multiattach),
-    metadata: j<Record<string, string>>(v.metadata, {}),
+    // Cinder shows the read-only flag (admin metadata) among the volume's metadata.
+    metadata: withReadonly(j<Record<string, string>>(v.metadata, {}), j<Record<string, string>>(v.admin_metadata, {})),
     snapshot_id: v.snapshot_id,
     source_volid: v.source_volid,
     volume_type: o.type?.name ?? null,
@@ -84,13 +89,20 @@ export function volumeView(env: VolumeViewEnv, v: VolumeRow, o: VolumeViewOpts) 
   return out;
 }
 
-export function snapshotView(env: VolumeViewEnv, s: SnapshotRow, mv: Microversion) {
+/**
+ * A snapshot as Cinder shows it: `detail` (show, list/detail) adds the
+ * extended attributes (progress, project) that the summary (create, update,
+ * plain list) leaves out. Cinder's snapshot views carry no links.
+ */
+export function snapshotView(_env: VolumeViewEnv, s: SnapshotRow, mv: Microversion, detail: boolean) {
   const out: Record<string, unknown> = {
     id: s.id, name: s.name, description: s.description, status: s.status, size: s.size, volume_id: s.volume_id,
     created_at: t(s.created_at), updated_at: t(s.updated_at), metadata: j<Record<string, string>>(s.metadata, {}),
-    'os-extended-snapshot-attributes:progress': s.progress, 'os-extended-snapshot-attributes:project_id': s.project_id,
-    links: links(env, s.project_id, 'snapshots', s.id),
   };
+  if (detail) {
+    out['os-extended-snapshot-attributes:progress'] = s.progress;
+    out['os-extended-snapshot-attributes:project_id'] = s.project_id;
+  }
   if (atLeast(mv, 3, 14)) out.group_snapshot_id = null;
   if (atLeast(mv, 3, 41)) out.user_id = s.user_id;
   if (atLeast(mv, 3, 65)) out.consumes_quota = true;

@@ -11,7 +11,7 @@ export interface VolumeImagePort {
     properties: Record<string, unknown>; localPath: string;
   }>;
   createImageFromFile(ctx: AuthContext, input: { name: string; diskFormat: string; path: string; properties: Record<string, string>; imageId?: string }): Promise<{ id: string }>;
-  reserveImage?(ctx: AuthContext, input: { name: string; properties: Record<string, string> }): Promise<{ id: string }>;
+  reserveImage?(ctx: AuthContext, input: { name: string; properties: Record<string, string>; diskFormat?: string }): Promise<{ id: string }>;
   deleteImage?(ctx: AuthContext, id: string): Promise<void>;
 }
 

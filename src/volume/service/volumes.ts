@@ -452,7 +452,7 @@ export class VolumeService {
     if (!this.images.reserveImage) throw new ApiError(503, 'The image service is not available.', 'ServiceUnavailable');
     if (!(await this.casStatus(v.id, [v.status], 'uploading'))) throw invalidVolume(`Volume ${v.id} changed state meanwhile.`);
     try {
-      const img = await this.images.reserveImage(ctx, { name: input.image_name, properties: {} });
+      const img = await this.images.reserveImage(ctx, { name: input.image_name, properties: {}, diskFormat: fmt });
       await this.cast('upload_image', { volumeId: v.id, imageId: img.id, name: input.image_name, diskFormat: fmt, previous: v.status, ctx: ctx as unknown as Json });
       return { imageId: img.id, diskFormat: fmt };
     } catch (e) {
