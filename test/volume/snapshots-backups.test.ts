@@ -60,6 +60,14 @@ test('snapshots freeze a volume in time; a volume from a snapshot is a small ove
   assert.equal(up.json.snapshot['os-extended-snapshot-attributes:project_id'], undefined);
   assert.equal((await c.v(c.demo, 'GET', `/snapshots/${snapId}`)).json.snapshot['os-extended-snapshot-attributes:project_id'], c.demo.projectId);
   assert.deepEqual((await c.v(c.demo, 'GET', `/snapshots/${snapId}/metadata`)).json.metadata, { k: 'v' });
+  // one metadata item: show, update; a body that names another key changes nothing
+  assert.deepEqual((await c.v(c.demo, 'GET', `/snapshots/${snapId}/metadata/k`)).json.meta, { k: 'v' });
+  assert.equal((await c.v(c.demo, 'GET', `/snapshots/${snapId}/metadata/nope`)).status, 404);
+  assert.deepEqual((await c.v(c.demo, 'PUT', `/snapshots/${snapId}/metadata/k`, { body: { meta: { k: 'v2' } } })).json.meta, { k: 'v2' });
+  assert.equal((await c.v(c.demo, 'PUT', `/snapshots/${snapId}/metadata/k`, { body: { meta: { other: 'x' } } })).status, 400);
+  assert.deepEqual((await c.v(c.demo, 'GET', `/snapshots/${snapId}/metadata`)).json.metadata, { k: 'v2' });
+  // a null volume id is a volume that does not exist (Cinder: 404)
+  assert.equal((await c.v(c.demo, 'POST', '/snapshots', { body: { snapshot: { volume_id: null, name: 'x' } } })).status, 404);
 
   // the volume cannot go while it has snapshots; the snapshot can go while clones use it (their data is folded in)
   const del = await c.v(c.demo, 'DELETE', `/volumes/${v.id}`);

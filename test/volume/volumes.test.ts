@@ -203,6 +203,9 @@ test('a volume from an image is a small copy-on-write overlay, bootable, with vo
   assert.equal(upd.json.volume.name, 'renamed');
   assert.equal(upd.json.volume['os-vol-tenant-attr:tenant_id'], undefined, 'update answers with the plain view, as create');
   assert.equal(upd.json.volume.volume_image_metadata, undefined);
+  // `volumes/` is a show of an empty id (Cinder: 404), not the list
+  assert.equal((await c.v(c.demo, 'GET', '/volumes/')).status, 404);
+  assert.equal((await c.v(c.demo, 'GET', '/volumes')).status, 200);
   assert.equal((await c.v(c.demo, 'POST', `/volumes/${v.id}/action`, { body: { 'os-set_bootable': { bootable: 'maybe' } } })).status, 400);
   const sm = await c.v(c.demo, 'POST', `/volumes/${v.id}/action`, { body: { 'os-set_image_metadata': { metadata: { hw_disk_bus: 'virtio' } } } });
   assert.equal(sm.json.metadata.hw_disk_bus, 'virtio');

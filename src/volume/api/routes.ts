@@ -288,7 +288,14 @@ export function volumeRoutes(d: VolumeApiDeps): RouteDef<any, any, any>[] { // e
     defineRoute({ method: 'GET', url: '/v3', policy: null, handler: async () => ({ versions: [v3VersionDoc(env.root)] }) }),
 
     // ---- volumes ----
-    defineRoute({ method: 'GET', url: '/v3/:project_id/volumes', policy: 'volume:get_all', params: P, query: AnyQuery, errors: [400], handler: (req) => listVolumes(req, false) }),
+    defineRoute({
+      method: 'GET', url: '/v3/:project_id/volumes', policy: 'volume:get_all', params: P, query: AnyQuery, errors: [400, 404],
+      handler: (req) => {
+        // `volumes/` is Cinder's show of an empty id, not the list (the router ignores the trailing slash).
+        if (req.url.split('?')[0]!.endsWith('/')) throw notFound('Volume  could not be found.', 'VolumeNotFound');
+        return listVolumes(req, false);
+      },
+    }),
     defineRoute({ method: 'GET', url: '/v3/:project_id/volumes/detail', policy: 'volume:get_all', params: P, query: AnyQuery, errors: [400], handler: (req) => listVolumes(req, true) }),
     defineRoute({
       method: 'GET', url: '/v3/:project_id/volumes/summary', policy: 'volume:get_all', params: P, query: AnyQuery, errors: [400, 404],
@@ -439,10 +446,12 @@ function snapshotRoutes(d: VolumeApiDeps, h: Helpers): RouteDef<any, any, any>[]
     defineRoute({ method: 'GET', url: '/v3/:project_id/snapshots/detail', policy: 'volume:get_all_snapshots', params: P, query: AnyQuery, handler: (req) => list(req, true) }),
     defineRoute({
       method: 'POST', url: '/v3/:project_id/snapshots', policy: 'volume:create_snapshot', params: P, status: 202, errors: [404],
-      body: Type.Object({ snapshot: Type.Object({ volume_id: Type.String(), name: Nullable(Name), display_name: Nullable(Name), description: Nullable(Type.String({ maxLength: 255 })), display_description: Nullable(Type.String({ maxLength: 255 })), force: Type.Optional(Type.Union([Type.Boolean(), Type.String(), Type.Null()])), metadata: Type.Optional(Type.Union([Meta, Type.Null()])) }, { additionalProperties: false }) }, { additionalProperties: false }),
-      target: async (req) => ({ project_id: (await h.vol(req, req.body.snapshot.volume_id)).project_id }),
+      body: Type.Object({ snapshot: Type.Object({ volume_id: Type.Union([Type.String(), Type.Null()]), name: Nullable(Name), display_name: Nullable(Name), description: Nullable(Type.String({ maxLength: 255 })), display_description: Nullable(Type.String({ maxLength: 255 })), force: Type.Optional(Type.Union([Type.Boolean(), Type.String(), Type.Null()])), metadata: Type.Optional(Type.Union([Meta, Type.Null()])) }, { additionalProperties: false }) }, { additionalProperties: false }),
+      target: async (req) => ({ project_id: req.body.snapshot.volume_id === null ? req.auth?.projectId : (await h.vol(req, req.body.snapshot.volume_id)).project_id }),
       handler: async (req) => {
         const b = req.body.snapshot;
+        // As Cinder: a null volume id is a volume that does not exist.
+        if (b.volume_id === null) throw notFound('Volume None could not be found.', 'VolumeNotFound');
         const v = await h.vol(req, b.volume_id);
         const force = b.force === undefined || b.force === null ? false : toBool(b.force, 'force');
         const s = await svc.createSnapshot(req.auth!, v, { name: b.name ?? b.display_name, description: b.description ?? b.display_description, force, metadata: b.metadata ?? undefined });
@@ -503,6 +512,26 @@ function snapshotRoutes(d: VolumeApiDeps, h: Helpers): RouteDef<any, any, any>[]
         handler: async (req) => ({ metadata: await svc.setSnapshotMetadata(await snap(req, req.params.id), (req.body as { metadata: Record<string, string> }).metadata, m === 'PUT') }),
       }),
     ),
+    defineRoute({
+      method: 'GET', url: '/v3/:project_id/snapshots/:id/metadata/:key', policy: 'volume:get_snapshot_metadata', params: PIK, errors: [404],
+      target: async (req) => ({ project_id: (await snap(req, req.params.id)).project_id }),
+      handler: async (req) => {
+        const s = await snap(req, req.params.id);
+        const m = JSON.parse(s.metadata) as Record<string, string>;
+        if (!(req.params.key in m)) throw notFound(`Snapshot ${s.id} has no metadata with key ${req.params.key}.`, 'SnapshotMetadataNotFound');
+        return { meta: { [req.params.key]: m[req.params.key] } };
+      },
+    }),
+    defineRoute({
+      method: 'PUT', url: '/v3/:project_id/snapshots/:id/metadata/:key', policy: 'volume:update_snapshot_metadata', params: PIK, body: Type.Object({ meta: Meta }, { additionalProperties: false }), errors: [404],
+      target: async (req) => ({ project_id: (await snap(req, req.params.id)).project_id }),
+      handler: async (req) => {
+        const meta = (req.body as { meta: Record<string, string> }).meta;
+        if (Object.keys(meta).length !== 1 || !(req.params.key in meta)) throw badRequest('Request body and URI mismatch', 'InvalidInput');
+        await svc.setSnapshotMetadata(await snap(req, req.params.id), meta, false);
+        return { meta };
+      },
+    }),
     defineRoute({
       method: 'DELETE', url: '/v3/:project_id/snapshots/:id/metadata/:key', policy: 'volume:delete_snapshot_metadata', params: PIK, errors: [404],
       target: async (req) => ({ project_id: (await snap(req, req.params.id)).project_id }),
