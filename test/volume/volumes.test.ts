@@ -133,6 +133,9 @@ test('lists: detail, filters, sorting, limit/marker with volumes_links', async (
   assert.deepEqual(byName.json.volumes.map((v: { id: string }) => v.id), [ids[3]]);
   const bySize = await c.v(m, 'GET', '/volumes/detail?sort=size:asc,name:asc');
   assert.deepEqual(bySize.json.volumes.map((v: { name: string }) => v.name), ['l0', 'l2', 'l4', 'l1', 'l3']);
+  // display_name is Cinder's column name for the same key
+  const byDisplayName = await c.v(m, 'GET', '/volumes/detail?sort=display_name:desc');
+  assert.deepEqual(byDisplayName.json.volumes.map((v: { name: string }) => v.name), ['l4', 'l3', 'l2', 'l1', 'l0']);
   const byMeta = await c.v(m, 'GET', `/volumes/detail?metadata=${encodeURIComponent('{"idx":"2"}')}`);
   assert.deepEqual(byMeta.json.volumes.map((v: { id: string }) => v.id), [ids[2]]);
   const byStatus = await c.v(m, 'GET', '/volumes?status=in-use');
@@ -265,6 +268,7 @@ test('volume types: default type, create with extra specs, use, delete refused w
   assert.equal((await c.v(c.demo, 'POST', '/types', { body: { volume_type: { name: 'gold' } } })).status, 403, 'members do not manage types');
   const gold = await adm('POST', '/types', { volume_type: { name: `gold-${Date.now()}`, extra_specs: { 'volume_backend_name': 'qcow2' } } });
   assert.equal(gold.status, 200, gold.text);
+  assert.equal('qos_specs_id' in gold.json.volume_type, false, 'the create response has no QoS specs id (show has)');
   assert.equal((await adm('POST', '/types', { volume_type: { name: gold.json.volume_type.name } })).status, 409);
   const id = gold.json.volume_type.id;
   assert.deepEqual((await adm('POST', `/types/${id}/extra_specs`, { extra_specs: { tier: '1' } })).json.extra_specs, { volume_backend_name: 'qcow2', tier: '1' });

@@ -784,7 +784,7 @@ function otherRoutes(d: VolumeApiDeps, h: Helpers & { showVolume: (req: FastifyR
         const b = req.body.volume_type;
         if (!b.name.trim()) throw badRequest('Invalid input received: Volume type name can not be empty.', 'InvalidInput');
         const isPublic = b['os-volume-type-access:is_public'] === undefined ? true : toBool(b['os-volume-type-access:is_public'], 'is_public');
-        return { volume_type: typeView(await svc.createType({ name: b.name.trim(), description: b.description, is_public: isPublic, extra_specs: b.extra_specs }), true) };
+        return { volume_type: typeView(await svc.createType({ name: b.name.trim(), description: b.description, is_public: isPublic, extra_specs: b.extra_specs }), true, 'create') };
       },
     }),
     defineRoute({
@@ -793,7 +793,7 @@ function otherRoutes(d: VolumeApiDeps, h: Helpers & { showVolume: (req: FastifyR
       handler: async (req) => {
         const b = req.body.volume_type;
         if (b.name === undefined && b.description === undefined && b.is_public === undefined) throw badRequest('Specify volume type name, description, is_public or a combination thereof.', 'InvalidInput');
-        return { volume_type: typeView(await svc.updateType(await type(req, req.params.id), { name: b.name, description: b.description, is_public: b.is_public === undefined ? undefined : toBool(b.is_public, 'is_public') }), true) };
+        return { volume_type: typeView(await svc.updateType(await type(req, req.params.id), { name: b.name, description: b.description, is_public: b.is_public === undefined ? undefined : toBool(b.is_public, 'is_public') }), true, 'update') };
       },
     }),
     defineRoute({

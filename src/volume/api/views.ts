@@ -130,11 +130,18 @@ export function attachmentView(a: AttachmentRow, connection: ConnectionInfo | nu
   };
 }
 
-export function typeView(ty: VolumeTypeRow, withSpecs: boolean) {
-  return {
-    id: ty.id, name: ty.name, description: ty.description, is_public: bool(ty.is_public), 'os-volume-type-access:is_public': bool(ty.is_public),
-    extra_specs: withSpecs ? j<Record<string, string>>(ty.extra_specs, {}) : {}, qos_specs_id: null,
+/**
+ * A volume type as Cinder answers it: show and list carry the QoS specs id;
+ * the create response does not, and the update response leaves out the
+ * type-access attribute too.
+ */
+export function typeView(ty: VolumeTypeRow, withSpecs: boolean, answer: 'show' | 'create' | 'update' = 'show') {
+  const out: Record<string, unknown> = {
+    id: ty.id, name: ty.name, description: ty.description, is_public: bool(ty.is_public), extra_specs: withSpecs ? j<Record<string, string>>(ty.extra_specs, {}) : {},
   };
+  if (answer !== 'update') out['os-volume-type-access:is_public'] = bool(ty.is_public);
+  if (answer === 'show') out.qos_specs_id = null;
+  return out;
 }
 
 export function transferView(env: VolumeViewEnv, tr: TransferRow, extra: Record<string, unknown> = {}) {

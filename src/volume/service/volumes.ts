@@ -884,14 +884,18 @@ function parseMetaFilter(s: string): Record<string, string> {
   throw badRequest(`Invalid input received: Invalid filter metadata ${s}.`, 'InvalidInput');
 }
 
+const SORT_ALIASES: Record<string, string> = { display_name: 'name', display_description: 'description' };
+
 /** Sorting, marker and limit as Cinder's API does them (sort=key:dir,...; marker = last id seen). */
 export function paginate<T extends { id: string }>(rows: T[], q: ListQuery, keys: string[], kind: string): T[] {
   const spec: [string, 'asc' | 'desc'][] = [];
   const sort = q.sort ?? '';
   for (const part of sort.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [k, d] = part.split(':');
+    const [given, d] = part.split(':');
+    // Cinder's database columns are display_name / display_description: clients sort by either spelling.
+    const k = SORT_ALIASES[given!] ?? given;
     const dir = (d ?? 'desc').toLowerCase();
-    if (!keys.includes(k!)) throw badRequest(`Invalid input received: Invalid sort key ${k}.`, 'InvalidInput');
+    if (!keys.includes(k!)) throw badRequest(`Invalid input received: Invalid sort key ${given}.`, 'InvalidInput');
     if (dir !== 'asc' && dir !== 'desc') throw badRequest(`Invalid input received: Invalid sort direction ${d}.`, 'InvalidInput');
     spec.push([k!, dir]);
   }
