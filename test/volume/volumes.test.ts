@@ -271,7 +271,9 @@ test('volume types: default type, create with extra specs, use, delete refused w
   assert.equal('qos_specs_id' in gold.json.volume_type, false, 'the create response has no QoS specs id (show has)');
   assert.equal((await adm('POST', '/types', { volume_type: { name: gold.json.volume_type.name } })).status, 409);
   const id = gold.json.volume_type.id;
-  assert.deepEqual((await adm('POST', `/types/${id}/extra_specs`, { extra_specs: { tier: '1' } })).json.extra_specs, { volume_backend_name: 'qcow2', tier: '1' });
+  // the answer echoes the specs given; they are merged into the type's
+  assert.deepEqual((await adm('POST', `/types/${id}/extra_specs`, { extra_specs: { tier: '1' } })).json.extra_specs, { tier: '1' });
+  assert.deepEqual((await adm('GET', `/types/${id}/extra_specs`)).json.extra_specs, { volume_backend_name: 'qcow2', tier: '1' });
   assert.equal((await adm('GET', `/types/${id}/extra_specs/tier`)).json.tier, '1');
   assert.equal((await adm('DELETE', `/types/${id}/extra_specs/tier`)).status, 202);
   assert.equal((await adm('DELETE', `/types/${id}/extra_specs/tier`)).status, 404);

@@ -807,7 +807,11 @@ function otherRoutes(d: VolumeApiDeps, h: Helpers & { showVolume: (req: FastifyR
     defineRoute({
       method: 'POST', url: '/v3/:project_id/types/:id/extra_specs', policy: 'volume_extension:types_extra_specs:create', params: PI, errors: [404],
       body: Type.Object({ extra_specs: Meta }, { additionalProperties: false }),
-      handler: async (req) => ({ extra_specs: await svc.setExtraSpecs(await type(req, req.params.id), req.body.extra_specs) }),
+      // Cinder answers with the specs given (they are merged into the type's).
+      handler: async (req) => {
+        await svc.setExtraSpecs(await type(req, req.params.id), req.body.extra_specs);
+        return { extra_specs: req.body.extra_specs };
+      },
     }),
     defineRoute({
       method: 'GET', url: '/v3/:project_id/types/:id/extra_specs/:key', policy: 'volume_extension:types_extra_specs:show', params: PIK, errors: [404],
