@@ -436,7 +436,7 @@ function snapshotRoutes(d: VolumeApiDeps, h: Helpers): RouteDef<any, any, any>[]
     const q = h.listQuery(req);
     const rows = await svc.listSnapshots(req.auth!, q);
     const mv = microversionOf(req);
-    const out: Record<string, unknown> = { snapshots: rows.map((s) => snapshotView(env, s, mv, detail)) };
+    const out: Record<string, unknown> = { snapshots: rows.map((s) => snapshotView(s, mv, detail)) };
     const l = h.nextLinks(req, 'snapshots', rows, q);
     if (l) out.snapshots_links = l;
     return out;
@@ -455,13 +455,13 @@ function snapshotRoutes(d: VolumeApiDeps, h: Helpers): RouteDef<any, any, any>[]
         const v = await h.vol(req, b.volume_id);
         const force = b.force === undefined || b.force === null ? false : toBool(b.force, 'force');
         const s = await svc.createSnapshot(req.auth!, v, { name: b.name ?? b.display_name, description: b.description ?? b.display_description, force, metadata: b.metadata ?? undefined });
-        return { snapshot: snapshotView(env, s, microversionOf(req), false) };
+        return { snapshot: snapshotView(s, microversionOf(req), false) };
       },
     }),
     defineRoute({
       method: 'GET', url: '/v3/:project_id/snapshots/:id', policy: 'volume:get_snapshot', params: PI, errors: [404],
       target: async (req) => ({ project_id: (await snap(req, req.params.id)).project_id }),
-      handler: async (req) => ({ snapshot: snapshotView(env, await snap(req, req.params.id), microversionOf(req), true) }),
+      handler: async (req) => ({ snapshot: snapshotView(await snap(req, req.params.id), microversionOf(req), true) }),
     }),
     defineRoute({
       method: 'PUT', url: '/v3/:project_id/snapshots/:id', policy: 'volume:update_snapshot', params: PI, errors: [404],
@@ -471,7 +471,7 @@ function snapshotRoutes(d: VolumeApiDeps, h: Helpers): RouteDef<any, any, any>[]
         const b = req.body.snapshot;
         if (!Object.keys(b).length) throw badRequest('Invalid input received: snapshot update needs name or description.', 'InvalidInput');
         const s = await svc.updateSnapshot(await snap(req, req.params.id), { name: 'name' in b ? b.name : b.display_name, description: 'description' in b ? b.description : b.display_description });
-        return { snapshot: snapshotView(env, s, microversionOf(req), false) };
+        return { snapshot: snapshotView(s, microversionOf(req), false) };
       },
     }),
     defineRoute({

@@ -94,7 +94,7 @@ export function volumeView(env: VolumeViewEnv, v: VolumeRow, o: VolumeViewOpts) 
  * extended attributes (progress, project) that the summary (create, update,
  * plain list) leaves out. Cinder's snapshot views carry no links.
  */
-export function snapshotView(_env: VolumeViewEnv, s: SnapshotRow, mv: Microversion, detail: boolean) {
+export function snapshotView(s: SnapshotRow, mv: Microversion, detail: boolean) {
   const out: Record<string, unknown> = {
     id: s.id, name: s.name, description: s.description, status: s.status, size: s.size, volume_id: s.volume_id,
     created_at: t(s.created_at), updated_at: t(s.updated_at), metadata: j<Record<string, string>>(s.metadata, {}),
