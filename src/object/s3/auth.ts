@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { AuthContext } from '../../core/context.js';
 import { canonicalRequest, HmacSha256Key, parseAuthorization, type ParsedAuthorization, safeEqualHex, signingKey, stringToSign, awsEncode, type SigV4Input } from '../../core/sigv4.js';
 import type { CredentialSource, S3Principal } from './credentials.js';
+import { EMPTY_SHA256 } from './body.js';
 import { S3Error } from './errors.js';
 
 /** How the request body is protected, from `x-amz-content-sha256`. */
@@ -303,9 +304,6 @@ function isSha256Hex(v: string): boolean {
   }
   return true;
 }
-
-/** The SHA-256 of an empty body: what most GET, HEAD and DELETE requests carry. */
-const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 function payloadMode(v: string): PayloadMode {
   if (v === EMPTY_SHA256) return { kind: 'sha256', hash: v };

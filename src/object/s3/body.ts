@@ -5,7 +5,8 @@ import { crc32 } from 'node:zlib';
 import type { ChunkSigning, PayloadMode } from './auth.js';
 import { S3Error } from './errors.js';
 
-const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+/** The SHA-256 of an empty body: what most GET, HEAD and DELETE requests carry. */
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
 /** Passes bytes through and fails at the end unless they hash to the signed `x-amz-content-sha256`. */
 class Sha256Check extends Transform {
